@@ -1,0 +1,70 @@
+"""Prometheus metrics of the embedding table: memory against the budget, rows, evictions, admissions."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from prometheus_client import Gauge
+from prometheus_client.registry import CollectorRegistry
+
+from monitoring.cumulative_counter import CumulativeCounter
+
+
+class TableMetrics:
+    """Metrics of one embedding table, refreshed from the table's own statistics after each pass.
+
+    Exposed series:
+        pepnet_table_bytes{component}: bytes held, by component (weights, optimizer, metadata, index...).
+        pepnet_table_budget_bytes: the configured byte budget.
+        pepnet_table_rows{feature}: rows held, by feature.
+        pepnet_table_evictions_total{reason}: rows removed since the table was created, by reason.
+        pepnet_table_admissions_total / pepnet_table_rejections_total: new ids given a row / refused one.
+    """
+
+    def __init__(self, registry: CollectorRegistry, eviction_reasons: Sequence[str] = ()) -> None:
+        """`eviction_reasons` are exported at 0 from the start, so rate() works before the first one."""
+        self.bytes = Gauge(
+            "pepnet_table_bytes", "Bytes held by the embedding table, by component.", ["component"],
+            registry=registry,
+        )
+        self.budget_bytes = Gauge(
+            "pepnet_table_budget_bytes", "Byte budget of the embedding table.", registry=registry
+        )
+        self.rows = Gauge(
+            "pepnet_table_rows", "Rows held by the embedding table, by feature.", ["feature"],
+            registry=registry,
+        )
+        self.evictions = CumulativeCounter(
+            "pepnet_table_evictions_total", "Rows removed from the embedding table, by reason.", ["reason"],
+            registry,
+        )
+        self.admissions = CumulativeCounter(
+            "pepnet_table_admissions_total", "New ids given a row in the embedding table.", [], registry
+        )
+        self.rejections = CumulativeCounter(
+            "pepnet_table_rejections_total",
+            "Lookups of new ids refused a row (not admitted yet).", [], registry,
+        )
+        self.evictions.set_by_label({reason: 0 for reason in eviction_reasons})
+        self.admissions.set(0)
+        self.rejections.set(0)
+
+    def update(
+        self,
+        *,
+        bytes_by_component: Mapping[str, int],
+        budget_bytes: int,
+        rows_by_feature: Mapping[str, int],
+        evictions_by_reason: Mapping[str, int],
+        admissions: int,
+        rejections: int,
+    ) -> None:
+        """Refresh every series; counts (evictions, admissions, rejections) are cumulative since creation."""
+        for component, value in bytes_by_component.items():
+            self.bytes.labels(component=component).set(value)
+        self.budget_bytes.set(budget_bytes)
+        for feature, value in rows_by_feature.items():
+            self.rows.labels(feature=feature).set(value)
+        self.evictions.set_by_label(evictions_by_reason)
+        self.admissions.set(admissions)
+        self.rejections.set(rejections)

@@ -1,0 +1,61 @@
+"""The ``pepnet`` command: one subcommand per module listed in ``COMMAND_MODULES``.
+
+Each module ``stream/cli/<name>.py`` defines ``add_parser(subparsers)``; its parser sets
+``handler=run`` where ``run(args, config) -> int``. Heavy imports (torch, faust) stay inside
+``run`` so that ``pepnet --help`` is instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+from stream.errors import UserError
+
+COMMAND_MODULES: list[str] = []
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="pepnet",
+        description="Online training of PEPNet recommendation models from Kafka streams.",
+    )
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        importlib.import_module(f"stream.cli.{name}").add_parser(subparsers)
+    for sub in subparsers.choices.values():
+        _add_common_options(sub)
+    return parser
+
+
+def _add_common_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("common options")
+    group.add_argument(
+        "--config", metavar="PATH", default=None, help="YAML file merged over config/default.yaml"
+    )
+    group.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``pepnet`` console script; returns the process exit code."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
+    try:
+        from stream.config import load_config
+
+        config = load_config(args.config)
+        return int(args.handler(args, config) or 0)
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
