@@ -26,7 +26,7 @@ class TableConfig:
     initial_score: float = 0.0  # score of a newly admitted row
     admission_min_count: int = 1  # a new key gets a row on its k-th sighting (1 = at once)
     admission_probability: float = 1.0  # then is admitted with this probability per batch it appears in
-    admission_filter_bytes: int = 1024 * 1024  # counting filter size (only when admission_min_count > 1)
+    admission_filter_bytes: int = 0  # counting filter size when admission_min_count > 1 (0 = budget / 32)
     admission_filter_halving_passes: int = 1  # halve every filter counter every N passes (0 = never)
     feature_limits: dict[str, int] = field(default_factory=dict)  # feature name -> max rows
     features: list[str] = field(default_factory=list)  # names known up front (others register on sight)
@@ -62,8 +62,8 @@ class TableConfig:
         _positive_int("admission_min_count", self.admission_min_count)
         if not 0.0 < self.admission_probability <= 1.0:
             raise ValueError(f"admission_probability must be in (0, 1], got {self.admission_probability}")
-        if self.admission_filter_bytes < 64:
-            raise ValueError(f"admission_filter_bytes must be >= 64, got {self.admission_filter_bytes}")
+        if self.admission_filter_bytes != 0 and self.admission_filter_bytes < 64:
+            raise ValueError(f"admission_filter_bytes must be 0 (auto) or >= 64, got {self.admission_filter_bytes}")
         _non_negative_int("admission_filter_halving_passes", self.admission_filter_halving_passes)
         for name, limit in self.feature_limits.items():
             if not isinstance(limit, int) or limit < 0:

@@ -35,6 +35,4 @@ class MonitoringConfig:
             if not 0 <= port <= _MAX_PORT:
                 raise ValueError(f"{name} must be in 0..{_MAX_PORT}, got {port}")
         if self.kafka_stats_interval_ms < 0:
-            raise ValueError(
-                f"kafka_stats_interval_ms must be >= 0 (0 disables), got {self.kafka_stats_interval_ms}"
-            )
+            raise ValueError(f"kafka_stats_interval_ms must be >= 0 (0 disables), got {self.kafka_stats_interval_ms}")

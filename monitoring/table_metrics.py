@@ -15,27 +15,44 @@ class TableMetrics:
 
     Exposed series:
         pepnet_table_bytes{component}: bytes held, by component (weights, optimizer, metadata, index...).
+        pepnet_table_used_bytes: bytes the table accounts against its budget (what eviction compares).
         pepnet_table_budget_bytes: the configured byte budget.
         pepnet_table_rows{feature}: rows held, by feature.
         pepnet_table_evictions_total{reason}: rows removed since the table was created, by reason.
-        pepnet_table_admissions_total / pepnet_table_rejections_total: new ids given a row / refused one.
+        pepnet_table_admissions_total: new ids given a row.
+        pepnet_table_rejections_total{reason}: new ids refused a row, by reason (not seen often enough,
+            probability, table full...).
     """
 
-    def __init__(self, registry: CollectorRegistry, eviction_reasons: Sequence[str] = ()) -> None:
-        """`eviction_reasons` are exported at 0 from the start, so rate() works before the first one."""
+    def __init__(
+        self,
+        registry: CollectorRegistry,
+        eviction_reasons: Sequence[str] = (),
+        rejection_reasons: Sequence[str] = (),
+    ) -> None:
+        """The given reasons are exported at 0 from the start, so rate() has data before the first one."""
         self.bytes = Gauge(
-            "pepnet_table_bytes", "Bytes held by the embedding table, by component.", ["component"],
+            "pepnet_table_bytes",
+            "Bytes held by the embedding table, by component.",
+            ["component"],
             registry=registry,
         )
-        self.budget_bytes = Gauge(
-            "pepnet_table_budget_bytes", "Byte budget of the embedding table.", registry=registry
+        self.used_bytes = Gauge(
+            "pepnet_table_used_bytes",
+            "Bytes the embedding table accounts against its budget.",
+            registry=registry,
         )
+        self.budget_bytes = Gauge("pepnet_table_budget_bytes", "Byte budget of the embedding table.", registry=registry)
         self.rows = Gauge(
-            "pepnet_table_rows", "Rows held by the embedding table, by feature.", ["feature"],
+            "pepnet_table_rows",
+            "Rows held by the embedding table, by feature.",
+            ["feature"],
             registry=registry,
         )
         self.evictions = CumulativeCounter(
-            "pepnet_table_evictions_total", "Rows removed from the embedding table, by reason.", ["reason"],
+            "pepnet_table_evictions_total",
+            "Rows removed from the embedding table, by reason.",
+            ["reason"],
             registry,
         )
         self.admissions = CumulativeCounter(
@@ -43,28 +60,32 @@ class TableMetrics:
         )
         self.rejections = CumulativeCounter(
             "pepnet_table_rejections_total",
-            "Lookups of new ids refused a row (not admitted yet).", [], registry,
+            "New ids refused a row in the embedding table, by reason.",
+            ["reason"],
+            registry,
         )
-        self.evictions.set_by_label({reason: 0 for reason in eviction_reasons})
+        self.evictions.set_by_label(dict.fromkeys(eviction_reasons, 0))
+        self.rejections.set_by_label(dict.fromkeys(rejection_reasons, 0))
         self.admissions.set(0)
-        self.rejections.set(0)
 
     def update(
         self,
         *,
         bytes_by_component: Mapping[str, int],
+        used_bytes: int,
         budget_bytes: int,
         rows_by_feature: Mapping[str, int],
         evictions_by_reason: Mapping[str, int],
         admissions: int,
-        rejections: int,
+        rejections_by_reason: Mapping[str, int],
     ) -> None:
         """Refresh every series; counts (evictions, admissions, rejections) are cumulative since creation."""
         for component, value in bytes_by_component.items():
             self.bytes.labels(component=component).set(value)
+        self.used_bytes.set(used_bytes)
         self.budget_bytes.set(budget_bytes)
         for feature, value in rows_by_feature.items():
             self.rows.labels(feature=feature).set(value)
         self.evictions.set_by_label(evictions_by_reason)
         self.admissions.set(admissions)
-        self.rejections.set(rejections)
+        self.rejections.set_by_label(rejections_by_reason)

@@ -1,20 +1,86 @@
-"""Configuration of the impression/action joiner (YAML section ``joiner``)."""
+"""Configuration of the impression/action joiner and its faust workers (YAML section ``joiner``)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Literal
+
+MAX_EVENT_ID = 2**63  # ids must fit a signed 64-bit integer (exclusive bound)
+
+
+@dataclass
+class ValidationLimits:
+    """What an event on the wire may look like before it is sent to the dead-letter topic."""
+
+    max_payload_bytes: int = 16_384  # larger messages are dead-lettered as ``oversized``
+    # Event time may run ahead of the worker's wall clock by at most this (ms). Large on purpose:
+    # a replay of old data is never "in the future", and a skewed producer clock is tolerated.
+    max_future_ms: int = 86_400_000
+    max_id_chars: int = 128  # length of impression ids and string feature values
+    require_key_match: bool = True  # the message key must be the user id (co-partitioning)
+
+    def __post_init__(self) -> None:
+        if self.max_payload_bytes <= 0:
+            raise ValueError(f"max_payload_bytes must be > 0 (bytes), got {self.max_payload_bytes}")
+        if self.max_future_ms < 0:
+            raise ValueError(f"max_future_ms must be >= 0 (ms), got {self.max_future_ms}")
+        if self.max_id_chars <= 0:
+            raise ValueError(f"max_id_chars must be > 0, got {self.max_id_chars}")
+
+
+@dataclass
+class FaustSettings:
+    """Settings handed to the faust-streaming app of each worker (see docs/events.md)."""
+
+    # Messages buffered per partition between the consumer and the agent.
+    stream_buffer_maxsize: int = 4096
+    # Commit offsets after this many acked events or this many seconds, whichever comes first.
+    broker_commit_every: int = 10_000
+    broker_commit_interval_s: float = 2.0
+    # Events the agent takes at once (a batch is processed without yielding to the event loop).
+    batch_size: int = 1000
+    batch_within_s: float = 0.05
+    # Where faust keeps its per-worker files (the table store itself is in memory + changelog).
+    data_dir: str = ".pepnet/joiner"
+    web_enabled: bool = False  # faust's own web server; metrics are served by monitoring.server
+    producer_linger_ms: int = 20
+
+    def __post_init__(self) -> None:
+        for name in ("stream_buffer_maxsize", "broker_commit_every", "batch_size"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
+        for name in ("broker_commit_interval_s", "batch_within_s"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be > 0 (seconds), got {getattr(self, name)}")
+        if not self.data_dir:
+            raise ValueError("data_dir must not be empty")
+        if self.producer_linger_ms < 0:
+            raise ValueError(f"producer_linger_ms must be >= 0 (ms), got {self.producer_linger_ms}")
 
 
 @dataclass
 class JoinerConfig:
-    """Event-time join of actions to impressions. Times in ms of event time."""
+    """Event-time join of actions to impressions. Times in ms of event time unless said otherwise."""
 
     window_ms: int = 5 * 60_000
     grace_ms: int = 30_000
     app_id: str = "pepnet-joiner"
+    # Which kafka.topics role receives the samples (a replay writes to samples_replay).
+    output: Literal["samples", "samples_replay"] = "samples"
+    # Wall-clock ms both inputs of a partition must have been caught up (read to their end) and
+    # silent before all its pending impressions are closed; 0 = never (pure event time).
+    idle_close_ms: int = 3000
+    validation: ValidationLimits = field(default_factory=ValidationLimits)
+    faust: FaustSettings = field(default_factory=FaustSettings)
 
     def __post_init__(self) -> None:
         if self.window_ms <= 0:
             raise ValueError(f"window_ms must be > 0, got {self.window_ms}")
         if self.grace_ms < 0:
             raise ValueError(f"grace_ms must be >= 0, got {self.grace_ms}")
+        if not self.app_id:
+            raise ValueError("app_id must not be empty")
+        if self.output not in ("samples", "samples_replay"):
+            raise ValueError(f"output must be 'samples' or 'samples_replay', got {self.output!r}")
+        if self.idle_close_ms < 0:
+            raise ValueError(f"idle_close_ms must be >= 0 (ms, 0 = never), got {self.idle_close_ms}")

@@ -7,12 +7,31 @@ from dataclasses import dataclass
 
 @dataclass
 class TrainerConfig:
-    """How samples are cut into passes and trained. Spans are event time (ms)."""
+    """How samples are cut into passes, trained, checkpointed and exported.
+
+    A pass takes at most ``pass_samples`` messages, split into fixed per-partition quotas, and
+    (when ``pass_event_time_ms`` > 0) only messages of one aligned event-time window
+    ``[k * span, (k + 1) * span)``; both rules depend only on the topic's content, so the same
+    offsets always make the same passes (restart, replay). Spans are event time (ms).
+    """
 
     pass_samples: int = 20_000
     pass_event_time_ms: int = 0
     batch_size: int = 512
     consumer_group: str = "pepnet-trainer"
+    # Where the model is exported and checkpoints are kept; empty = <run_dir>/model, <run_dir>/checkpoints.
+    model_dir: str = ""
+    checkpoint_dir: str = ""
+    keep_checkpoints: int = 3
+    # Sample ids seen in this many previous passes (plus the current one) are dropped as duplicates.
+    dedup_passes: int = 4
+    # Messages asked for per consume() call, wait per call (ms), and decoded chunks queued ahead.
+    consume_messages: int = 2000
+    consume_timeout_ms: int = 100
+    queue_chunks: int = 32
+    # Bit-for-bit reproducible training: torch deterministic algorithms on one thread.
+    deterministic: bool = False
+    keep_exports: int = 5  # pass directories kept in model_dir (the table chain prunes itself)
 
     def __post_init__(self) -> None:
         if self.pass_samples <= 0:
@@ -21,3 +40,10 @@ class TrainerConfig:
             raise ValueError(f"pass_event_time_ms must be >= 0 (0 = no time limit), got {self.pass_event_time_ms}")
         if self.batch_size <= 0:
             raise ValueError(f"batch_size must be > 0, got {self.batch_size}")
+        if not self.consumer_group:
+            raise ValueError("consumer_group must be a non-empty group id")
+        for name in ("keep_checkpoints", "keep_exports", "consume_messages", "consume_timeout_ms", "queue_chunks"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
+        if self.dedup_passes < 0:
+            raise ValueError(f"dedup_passes must be >= 0 (0 = within the pass only), got {self.dedup_passes}")

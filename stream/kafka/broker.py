@@ -13,6 +13,7 @@ import contextlib
 import fcntl
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -57,6 +58,14 @@ class BrokerStart:
     state: BrokerState
     reused: bool  # True: a recorded broker was already running and answering
     jars: BrokerJars | None  # None when reused
+
+
+@dataclass(frozen=True)
+class BrokerStop:
+    """Outcome of ``down``."""
+
+    state: BrokerState | None  # None: nothing was recorded
+    stopped: bool  # False: the recorded process was already gone (its record is removed)
 
 
 @dataclass(frozen=True)
@@ -114,10 +123,14 @@ class LocalBroker:
         self.properties_path = self.data_dir / "server.properties"
         self.log_dir = self.data_dir / "kraft"
         self._process: subprocess.Popen[bytes] | None = None  # set when this object launched it
+        self._log_offsets: dict[Path, int] = {}  # log sizes at launch (bytes)
 
     @property
     def bootstrap(self) -> str:
         return f"{self.config.host}:{self.config.port}"
+
+    def _address(self) -> tuple[str, int, int]:
+        return (self.config.host, self.config.port, self.config.controller_port)
 
     def up(self) -> BrokerStart:
         """Start the broker, or reuse the recorded one when it is alive and answering."""
@@ -125,24 +138,31 @@ class LocalBroker:
             state = self.read_state()
             if state is not None:
                 if self._is_our_broker(state.pid):
+                    if (state.host, state.port, state.controller_port) != self._address():
+                        raise UserError(
+                            f"the broker recorded in {self.data_dir} (pid {state.pid}) listens on "
+                            f"{state.bootstrap} but kafka.local_broker asks for {self.bootstrap}; "
+                            "run `pepnet kafka down` first"
+                        )
                     self._wait_ready(state.pid, time.monotonic())
                     return BrokerStart(state, reused=True, jars=None)
                 self.state_path.unlink(missing_ok=True)  # stale: the process is gone
             return self._start()
 
-    def down(self) -> BrokerState | None:
-        """Stop the recorded broker (SIGTERM, then SIGKILL after ``shutdown_timeout_s``).
+    def down(self) -> BrokerStop:
+        """Stop the recorded broker (SIGTERM, then SIGKILL after ``shutdown_timeout_s``) and forget it.
 
-        Returns the state that was recorded, or None when no broker was recorded.
+        A recorded pid that is gone, or now belongs to another program, is never signalled.
         """
         with self._lock():
             state = self.read_state()
             if state is None:
-                return None
-            if self._is_our_broker(state.pid):
+                return BrokerStop(None, stopped=False)
+            running = self._is_our_broker(state.pid)
+            if running:
                 self._terminate(state.pid)
             self.state_path.unlink(missing_ok=True)
-            return state
+            return BrokerStop(state, stopped=running)
 
     def status(self, timeout_s: float = 2.0) -> BrokerStatus:
         """Whether the recorded broker runs and answers (waits at most ``timeout_s`` seconds)."""
@@ -159,11 +179,18 @@ class LocalBroker:
             return None
 
     def _start(self) -> BrokerStart:
+        if shutil.which(self.config.java) is None:
+            raise UserError(
+                f"Java ({self.config.java}) is needed to run the local Kafka broker but is not installed; "
+                "install Java 17+ (apt-get install openjdk-17-jre-headless), set kafka.local_broker.java, "
+                "or set kafka.bootstrap to an existing cluster"
+            )
         self._check_ports_free()
         jars = ensure_broker_jars(self.config.jars_dir, self.config.maven)
         self.data_dir.mkdir(parents=True, exist_ok=True)
         _atomic_write(self.properties_path, render_server_properties(self.config, self.log_dir))
         cluster_id = self._format_storage(jars)
+        self._log_offsets = {p: p.stat().st_size for p in (self.log_path, self.stdout_path) if p.exists()}
         started = time.monotonic()
         with open(self.stdout_path, "ab") as out:
             self._process = subprocess.Popen(
@@ -218,10 +245,9 @@ class LocalBroker:
         ]  # fmt: skip
         result = subprocess.run(command, stdin=subprocess.DEVNULL, capture_output=True, text=True)
         if result.returncode != 0:
-            detail = (result.stderr or result.stdout).strip().splitlines()
             raise UserError(
                 f"formatting Kafka storage in {self.log_dir} failed (exit {result.returncode}): "
-                f"{detail[-1] if detail else 'no output'}"
+                f"{_java_error(result.stderr + result.stdout)}"
             )
         return cluster_id
 
@@ -310,15 +336,13 @@ class LocalBroker:
         return b"kafka.Kafka" in cmdline and str(self.properties_path).encode() in cmdline
 
     def _last_log_error(self) -> str:
+        """The telling line of what this launch wrote (the logs are appended across launches)."""
+        text = ""
         for path in (self.log_path, self.stdout_path):
-            try:
-                lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
-            except FileNotFoundError:
-                continue
-            errors = [line for line in lines if " ERROR " in line or "Exception" in line]
-            if errors or lines:
-                return (errors or lines)[-1].strip()[:300]
-        return "no log output"
+            with contextlib.suppress(FileNotFoundError), open(path, "rb") as f:
+                f.seek(self._log_offsets.get(path, 0))
+                text += f.read().decode("utf-8", errors="replace")
+        return _java_error(text)
 
     def _write_state(self, state: BrokerState) -> None:
         _atomic_write(self.state_path, json.dumps(asdict(state), indent=2) + "\n")
@@ -341,6 +365,17 @@ def _new_cluster_id() -> str:
         cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
         if not cluster_id.startswith("-"):  # Kafka's tools reject ids that look like options
             return cluster_id
+
+
+def _java_error(output: str) -> str:
+    """The most telling line of a JVM's output: the first exception with its message, else the
+    first ERROR line, else the last line."""
+    lines = [line.strip() for line in output.splitlines() if line.strip() and not line.startswith("\tat ")]
+    for marker in ("Exception: ", " ERROR "):
+        for line in lines:
+            if marker in line:
+                return line.removeprefix('Exception in thread "main" ')[:400]
+    return lines[-1][:400] if lines else "no output"
 
 
 def _signal_zero(pid: int) -> bool:

@@ -88,8 +88,7 @@ def check_reachable(config: KafkaConfig, timeout_s: float | None = None) -> int:
     try:
         metadata = quiet_admin_client(config).list_topics(timeout=timeout)
     except KafkaException as e:
-        reason = e.args[0].str() if e.args and hasattr(e.args[0], "str") else str(e)
-        raise UserError(unreachable_message(config, f"{reason} (waited {timeout:g} s)")) from None
+        raise UserError(unreachable_message(config, f"{kafka_error_text(e)} (waited {timeout:g} s)")) from None
     if not metadata.brokers:
         raise UserError(unreachable_message(config, "the cluster reported no brokers"))
     return len(metadata.brokers)
@@ -101,3 +100,9 @@ def unreachable_message(config: KafkaConfig, reason: str) -> str:
         f"cannot reach Kafka at {config.bootstrap_servers}: {reason}; "
         "start one with `pepnet kafka up` or set kafka.bootstrap"
     )
+
+
+def kafka_error_text(error: KafkaException) -> str:
+    """librdkafka's human-readable reason inside a ``KafkaException``."""
+    inner = error.args[0] if error.args else None
+    return inner.str() if hasattr(inner, "str") else str(error)

@@ -1,0 +1,178 @@
+"""Events/s through one joiner worker (`pepnet worker`) against the raw confluent-kafka consume rate
+of the same input topics (the ceiling), measured in the same run, and the ratio (target >= 30%).
+
+Also the acceptance check at scale: every simulated impression yields exactly one sample whose
+labels equal the simulator's ground truth (``EventSimulator.labelled_samples``).
+
+    python benchmarks/joiner.py                          # local broker on free ports, 200k impressions
+    python benchmarks/joiner.py --impressions 20000 --bootstrap 127.0.0.1:19092
+
+The worker's rate is its consumption rate: valid events counted by its metrics endpoint between
+the first event read and the last (start-up, rebalance and the idle close are excluded). CPU
+seconds of both sides are printed too: the machine is shared, so events per CPU second is the
+figure that does not depend on the load.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+import uuid
+from pathlib import Path
+
+# benchmarks/embedding_store.py shadows the package of that name: import from the repository root.
+REPO_ROOT = Path(__file__).resolve().parents[1]
+sys.path[:] = [str(REPO_ROOT)] + [e for e in sys.path if Path(e or ".").resolve() != REPO_ROOT / "benchmarks"]
+
+import psutil  # noqa: E402
+import yaml  # noqa: E402
+from confluent_kafka import Consumer, TopicPartition  # noqa: E402
+
+from stream.config import load_config  # noqa: E402
+from stream.events import decode_sample  # noqa: E402
+from stream.joiner.event_log import EventLogWriter, read_topic  # noqa: E402
+from stream.kafka.client_config import consumer_config  # noqa: E402
+from stream.kafka.config import TopicsConfig  # noqa: E402
+from stream.kafka.topics import create_topics  # noqa: E402
+from stream.simulator import EventSimulator  # noqa: E402
+
+_CONSUMED = re.compile(r"^pepnet_joiner_(impressions|actions)_consumed_total ([0-9.e+]+)$", re.M)
+
+
+def raw_consume_rate(config, topics: list[str], partitions: int, total: int) -> tuple[float, float, int]:
+    """Read every message of ``topics`` with ``consume(1000)``: (events/s, CPU s, messages)."""
+    consumer = Consumer(consumer_config(config.kafka, f"bench-raw-{uuid.uuid4().hex[:8]}"))
+    consumer.assign([TopicPartition(t, p, 0) for t in topics for p in range(partitions)])
+    count, started, cpu0 = 0, None, time.process_time()
+    first_cpu = cpu0
+    while count < total:
+        batch = consumer.consume(1000, 1.0)
+        if batch and started is None:
+            started, first_cpu = time.perf_counter(), time.process_time()
+        count += len(batch)
+    seconds = time.perf_counter() - started
+    cpu = time.process_time() - first_cpu
+    consumer.close()
+    return count / seconds, cpu, count
+
+
+def worker_consumed(url: str) -> float:
+    with urllib.request.urlopen(url, timeout=5) as response:
+        text = response.read().decode()
+    return sum(float(v) for _, v in _CONSUMED.findall(text))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--impressions", type=int, default=200_000)
+    parser.add_argument("--bootstrap", default="", help="existing broker (default: start a local one)")
+    args = parser.parse_args()
+
+    broker = None
+    bootstrap = args.bootstrap
+    if not bootstrap:
+        from stream.kafka.broker import LocalBroker
+        from stream.kafka.config import LocalBrokerConfig
+        from tests.conftest import free_ports
+
+        port, controller = free_ports(2)
+        data_dir = tempfile.mkdtemp(prefix="bench-joiner-")
+        broker = LocalBroker(LocalBrokerConfig(port=port, controller_port=controller, data_dir=data_dir))
+        bootstrap = broker.up().state.bootstrap
+    worker = None
+    try:
+        prefix = f"bench.{uuid.uuid4().hex[:8]}"
+        work = Path(tempfile.mkdtemp(prefix="bench-joiner-work-"))
+        topics = {role: {"name": f"{prefix}.{role}"} for role in TopicsConfig().by_role()}
+        overrides = {
+            "kafka": {"bootstrap": bootstrap, "topics": topics},
+            "joiner": {"app_id": prefix, "faust": {"data_dir": str(work / "faust")}},
+            "monitoring": {"worker_port": 0},
+        }
+        config = load_config(overrides=overrides, environ={})
+        create_topics(config.kafka)
+        config_path = work / "config.yaml"
+        config_path.write_text(yaml.safe_dump(overrides))
+        partitions = config.kafka.topics.impressions.partitions
+
+        simulator = EventSimulator(config.simulator, config.schema)
+        t = time.perf_counter()
+        writer = EventLogWriter(config.kafka)
+        events = writer.send_events(simulator.events(args.impressions))
+        writer.flush()
+        print(f"produced {events:,} events ({args.impressions:,} impressions) in {time.perf_counter() - t:.1f} s")
+
+        inputs = [config.kafka.topics.impressions.name, config.kafka.topics.actions.name]
+        raw_rate, raw_cpu, _ = raw_consume_rate(config, inputs, partitions, events)
+        print(f"raw confluent-kafka consume (ceiling) {raw_rate:>10,.0f} events/s  "
+              f"({events / raw_cpu:,.0f} events per CPU s)")  # fmt: skip
+
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PEPNET_")}
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "stream.cli.main", "worker", "--config", str(config_path), "--log-level", "WARNING"],
+            cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        )  # fmt: skip
+        url = None
+        while url is None:
+            line = worker.stdout.readline()
+            if not line:
+                raise RuntimeError("worker exited before printing its metrics URL")
+            if line.startswith("metrics: "):
+                url = line.split(" ", 1)[1].strip()
+        process = psutil.Process(worker.pid)
+        first = None
+        while True:
+            consumed = worker_consumed(url)
+            now = time.perf_counter()
+            if consumed > 0 and first is None:
+                first, first_cpu = (now, consumed), sum(process.cpu_times()[:2])
+            if consumed >= events:
+                last_cpu = sum(process.cpu_times()[:2])
+                break
+            if worker.poll() is not None:
+                raise RuntimeError(f"worker exited with {worker.returncode}")
+            time.sleep(0.2)
+        seconds = now - first[0]
+        worker_rate = (consumed - first[1]) / seconds
+        worker_cpu = last_cpu - first_cpu
+        print(f"pepnet worker (1 worker, faust)        {worker_rate:>10,.0f} events/s  "
+              f"({(consumed - first[1]) / worker_cpu:,.0f} events per CPU s)")  # fmt: skip
+        print(f"ratio worker / raw consume            {worker_rate / raw_rate:>10.1%}  (target >= 30%)")
+        print(f"ratio per CPU second                  {(consumed - first[1]) / worker_cpu / (events / raw_cpu):>10.1%}")
+
+        samples = read_topic(
+            config.kafka, config.kafka.topics.samples.name, partitions, expected=args.impressions,
+            timeout_s=300, settle_s=3,
+        )  # fmt: skip
+        got: dict[str, dict[str, int]] = {}
+        duplicates = 0
+        for message in samples:
+            sample = decode_sample(message.value)
+            duplicates += sample.sample_id in got
+            got[sample.sample_id] = sample.labels
+        ground_truth = simulator.labelled_samples(args.impressions, config.joiner.window_ms)
+        truth = {s.sample_id: s.labels for s, _ in ground_truth}
+        missing = len(truth.keys() - got.keys())
+        wrong = sum(1 for k, v in truth.items() if k in got and got[k] != v)
+        print(f"samples {len(got):,} of {len(truth):,}: missing {missing}, duplicates {duplicates}, "
+              f"labels differing from ground truth {wrong}")  # fmt: skip
+        return 0 if missing == 0 and wrong == 0 and duplicates == 0 else 1
+    finally:
+        if worker is not None:
+            worker.terminate()
+            try:
+                worker.wait(30)
+            except subprocess.TimeoutExpired:
+                worker.kill()
+        if broker is not None:
+            broker.down()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,115 @@
+"""Vectorised open-addressing hash index from uint64 key to int32 row slot (linear probing).
+
+Buckets hold a slot (>= 0), ``EMPTY`` or ``TOMBSTONE``; the key of a slot lives in the row array
+``row_keys`` so the index costs 4 bytes per bucket, plus 4 bytes per row for the bucket of each
+slot (``slot_bucket``), which lets ``remove`` skip probing. Every operation handles a whole batch of keys
+per numpy step; the Python loop runs once per probe distance, not once per key. Deletions leave
+tombstones, which ``rebuild`` clears (in place, in chunks) when live + tombstone buckets pass
+``max_fill`` of the table.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+EMPTY = np.int32(-1)
+TOMBSTONE = np.int32(-2)
+_FIBONACCI = np.uint64(0x9E3779B97F4A7C15)
+_REBUILD_CHUNK = 1 << 20  # rows reinserted per step, bounding the rebuild's temporary memory
+
+
+class OpenAddressingIndex:
+    """Key -> slot map over preallocated buckets; keys are read from the shared ``row_keys`` array."""
+
+    def __init__(self, n_buckets: int, row_keys: np.ndarray, capacity: int, max_fill: float) -> None:
+        self.buckets = np.full(n_buckets, EMPTY, dtype=np.int32)
+        self.slot_bucket = np.zeros(capacity, dtype=np.int32)
+        self.row_keys = row_keys
+        self.live = 0
+        self.tombstones = 0
+        self.max_fill = max_fill
+
+    @property
+    def n_buckets(self) -> int:
+        return int(self.buckets.shape[0])
+
+    @property
+    def nbytes(self) -> int:
+        return int(self.buckets.nbytes + self.slot_bucket.nbytes)
+
+    def _home(self, keys: np.ndarray) -> np.ndarray:
+        # Fibonacci hashing then Lemire's multiply-shift range reduction (no modulo).
+        high = (keys * _FIBONACCI) >> np.uint64(32)
+        return ((high * np.uint64(self.n_buckets)) >> np.uint64(32)).astype(np.int64)
+
+    def _advance(self, positions: np.ndarray) -> np.ndarray:
+        positions += 1
+        positions[positions == self.n_buckets] = 0
+        return positions
+
+    def find(self, keys: np.ndarray) -> np.ndarray:
+        """Slots (int64, -1 when absent) of the uint64 ``keys`` (1-D); key 0 is always absent."""
+        n = keys.shape[0]
+        slots = np.full(n, -1, dtype=np.int64)
+        active = np.flatnonzero(keys != 0)
+        pending_keys = keys[active]
+        pos = self._home(pending_keys)
+        buckets, row_keys = self.buckets, self.row_keys
+        while active.shape[0]:
+            found = buckets[pos]
+            # Negative bucket values index the tail of row_keys harmlessly; ``found >= 0`` masks them.
+            match = (row_keys[found] == pending_keys) & (found >= 0)
+            slots[active[match]] = found[match]
+            keep = ~match & (found != EMPTY)
+            active, pending_keys, pos = active[keep], pending_keys[keep], self._advance(pos[keep])
+        return slots
+
+    def insert(self, keys: np.ndarray, slots: np.ndarray) -> None:
+        """Add distinct ``keys`` (absent from the index, non-zero) pointing at ``slots``."""
+        if self.live + self.tombstones + keys.shape[0] > self.max_fill * self.n_buckets:
+            self.rebuild()
+        self._insert(keys, slots.astype(np.int32))
+
+    def _insert(self, keys: np.ndarray, slots: np.ndarray) -> None:
+        buckets = self.buckets
+        pos = self._home(keys)
+        pending = slots
+        inserted = pending.shape[0]
+        while pending.shape[0]:
+            current = buckets[pos]
+            free = current < 0
+            free_pos, free_slots = pos[free], pending[free]
+            buckets[free_pos] = free_slots  # among equal positions one write wins; the others probe on
+            won_free = buckets[free_pos] == free_slots
+            self.slot_bucket[free_slots[won_free]] = free_pos[won_free]
+            self.tombstones -= int(np.count_nonzero(current[free][won_free] == TOMBSTONE))
+            keep = ~free
+            keep[free] = ~won_free
+            pending, pos = pending[keep], self._advance(pos[keep])
+        self.live += inserted
+
+    def remove(self, slots: np.ndarray) -> None:
+        """Tombstone the entries of live rows ``slots``."""
+        if slots.shape[0] == 0:
+            return
+        positions = self.slot_bucket[slots]
+        if not np.array_equal(self.buckets[positions], slots):
+            raise ValueError("remove: some slots are not live rows of the index")
+        self.buckets[positions] = TOMBSTONE
+        self.live -= slots.shape[0]
+        self.tombstones += slots.shape[0]
+
+    def needs_rebuild(self, headroom: float = 0.0) -> bool:
+        """True when tombstones take more than ``1 - max_fill - headroom`` of the buckets."""
+        return self.live + self.tombstones > (self.max_fill - headroom) * self.n_buckets
+
+    def rebuild(self) -> None:
+        """Drop every tombstone by reinserting the live slots (in place, chunked)."""
+        live_slots = self.buckets[self.buckets >= 0]
+        self.buckets.fill(EMPTY)
+        self.live = 0
+        self.tombstones = 0
+        live_slots.sort()  # deterministic reinsertion order whatever the bucket history
+        for start in range(0, live_slots.shape[0], _REBUILD_CHUNK):
+            chunk = live_slots[start : start + _REBUILD_CHUNK]
+            self._insert(self.row_keys[chunk], chunk)

@@ -1,0 +1,81 @@
+"""Prometheus metrics of a stream worker: the impression/action joiner and its dead letters."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from prometheus_client import Counter, Gauge
+from prometheus_client.registry import CollectorRegistry
+
+from monitoring.label_values import BoundedLabelValues
+
+MAX_DEAD_LETTER_REASONS = 64
+
+
+class JoinerMetrics:
+    """Metrics of one joiner worker process; Prometheus sums them across workers.
+
+    Attributes (prometheus_client objects; call `.inc()` / `.set()` on them):
+        pending_impressions: pepnet_joiner_pending_impressions, impressions waiting for their window.
+        impressions_consumed: pepnet_joiner_impressions_consumed_total, valid impressions read.
+        actions_consumed: pepnet_joiner_actions_consumed_total, valid actions read.
+        samples_emitted: pepnet_joiner_samples_emitted_total, labelled samples produced by the join.
+        joined_actions: pepnet_joiner_joined_actions_total, actions attached to a pending impression.
+        late_actions: pepnet_joiner_late_actions_total, actions after their impression was emitted.
+        orphan_actions: pepnet_joiner_orphan_actions_total, actions whose impression never arrived.
+        prelabelled_samples: pepnet_joiner_prelabelled_samples_total, pre-labelled impressions passed
+            straight through.
+    Dead letters go through `dead_letter(reason)`: pepnet_dead_letters_total{reason}.
+    """
+
+    def __init__(self, registry: CollectorRegistry, dead_letter_reasons: Sequence[str] = ()) -> None:
+        """`dead_letter_reasons` (the validation's reason codes) are exported at 0 from the start."""
+        self.pending_impressions = Gauge(
+            "pepnet_joiner_pending_impressions",
+            "Impressions waiting for their join window to close.",
+            registry=registry,
+        )
+        self.impressions_consumed = Counter(
+            "pepnet_joiner_impressions_consumed_total",
+            "Valid impressions read by the joiner.",
+            registry=registry,
+        )
+        self.actions_consumed = Counter(
+            "pepnet_joiner_actions_consumed_total", "Valid actions read by the joiner.", registry=registry
+        )
+        self.samples_emitted = Counter(
+            "pepnet_joiner_samples_emitted_total", "Labelled samples emitted by the join.", registry=registry
+        )
+        self.joined_actions = Counter(
+            "pepnet_joiner_joined_actions_total",
+            "Actions attached to a pending impression.",
+            registry=registry,
+        )
+        self.late_actions = Counter(
+            "pepnet_joiner_late_actions_total",
+            "Actions that arrived after their impression was emitted.",
+            registry=registry,
+        )
+        self.orphan_actions = Counter(
+            "pepnet_joiner_orphan_actions_total",
+            "Actions whose impression was never seen.",
+            registry=registry,
+        )
+        self.prelabelled_samples = Counter(
+            "pepnet_joiner_prelabelled_samples_total",
+            "Pre-labelled impressions passed straight through.",
+            registry=registry,
+        )
+        self.dead_letters = Counter(
+            "pepnet_dead_letters_total",
+            "Invalid events sent to the dead-letter topic, by reason.",
+            ["reason"],
+            registry=registry,
+        )
+        self._reasons = BoundedLabelValues(MAX_DEAD_LETTER_REASONS)
+        for reason in dead_letter_reasons:
+            self.dead_letters.labels(reason=self._reasons.admit(reason))
+
+    def dead_letter(self, reason: str, count: int = 1) -> None:
+        """Count `count` dead letters of `reason` (beyond 64 distinct reasons they count as "other")."""
+        self.dead_letters.labels(reason=self._reasons.admit(reason)).inc(count)

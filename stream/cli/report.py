@@ -1,0 +1,33 @@
+"""``pepnet report RUN_DIR``: PNG plots of a finished run (monitoring.report) into RUN_DIR/plots/."""
+
+from __future__ import annotations
+
+import argparse
+
+from stream.config import PipelineConfig
+from stream.errors import UserError
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "report",
+        help="plot a run's passes (loss, AUC, table bytes, evictions, samples/s, lag)",
+        description="Reads RUN_DIR/passes.jsonl and writes one PNG per topic into RUN_DIR/plots/.",
+    )
+    parser.add_argument(
+        "run_dir", metavar="RUN_DIR", nargs="?", default=None, help="run directory (default: run_dir of the config)"
+    )
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace, config: PipelineConfig) -> int:
+    from monitoring.report import render_run_report  # matplotlib is slow to import; keep --help fast
+
+    run_dir = args.run_dir or config.run_dir
+    try:
+        plots = render_run_report(run_dir)
+    except (FileNotFoundError, ValueError) as error:
+        raise UserError(str(error)) from error
+    for plot in plots:
+        print(plot.path)
+    return 0

@@ -1,0 +1,41 @@
+"""``pepnet train``: the incremental trainer on the samples topic."""
+
+from __future__ import annotations
+
+import argparse
+
+from stream.config import PipelineConfig
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "train",
+        help="train PEPNet incrementally from the samples topic (passes, exports, checkpoints)",
+        description="Consume the samples topic pass by pass; resume from the newest intact checkpoint.",
+    )
+    parser.add_argument("--max-passes", type=int, default=0, help="stop once this many passes exist (0 = never)")
+    parser.add_argument(
+        "--stop-at-end", action="store_true", help="train up to the end offsets seen at start, then stop"
+    )
+    parser.add_argument("--idle-timeout", type=float, default=0.0, help="stop after this many seconds without data")
+    parser.add_argument("--run-dir", default=None, help="run directory (default: run_dir of the config)")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace, config: PipelineConfig) -> int:
+    from stream.errors import UserError
+    from stream.trainer.loop import IncrementalTrainer, RunOptions, TrainerPaths
+
+    if args.max_passes < 0:
+        raise UserError(f"--max-passes must be >= 0, got {args.max_passes}")
+    paths = TrainerPaths.from_config(config, args.run_dir)
+    trainer = IncrementalTrainer(config, paths)
+    summary = trainer.run(
+        RunOptions(max_passes=args.max_passes, stop_at_end=args.stop_at_end, idle_timeout_s=args.idle_timeout)
+    )
+    trained = sum(r.samples for r in summary.passes)
+    print(
+        f"trained {len(summary.passes)} passes ({trained} samples); next pass {summary.next_pass}; "
+        f"model in {paths.model_dir}, run log in {paths.run_dir / 'passes.jsonl'}"
+    )
+    return 0

@@ -1,0 +1,300 @@
+"""The event-time join of one partition: pending impressions, attached actions, a watermark.
+
+Pure logic, no Kafka: the faust worker feeds it the validated events of impressions partition
+``p`` and actions partition ``p`` with their offsets, persists :attr:`JoinOutput.changes` to the
+changelog-backed table and produces :attr:`JoinOutput.emitted`. Rules (docs/events.md):
+
+* Each input has its own *stream time* (max event time read). The watermark is the smaller one,
+  so a lagging input never lets a window close before its events are read.
+* An impression closes when the watermark passes ``event_time + window + grace``; it becomes a
+  sample with label 1 for each task with an attached action and 0 for the others.
+* An action is *on time* if its event time is at least its input's stream time minus grace;
+  otherwise it is late and dropped. An on-time action attaches to its pending impression when it
+  falls inside ``[impression time, impression time + window]``; an action read before its
+  impression waits until the impression stream passes its time + grace, then it is an orphan.
+* An impression older than its stream time minus grace is late: emitted at once with no label
+  observed (its actions may already be gone), so the outcome never depends on read interleaving.
+* Events at or below the last applied offset of their input are skipped: after a crash the
+  restored state already holds their effect.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections import Counter, deque
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from stream.events import Action, Impression, JoinInfo, LabelledSample
+from stream.joiner.state import (
+    NO_TIME,
+    PendingImpression,
+    StreamClock,
+    clock_key,
+    early_key,
+    pending_key,
+)
+
+StateChange = tuple[str, dict[str, Any] | None]  # (key, record) or (key, None) = delete
+
+
+@dataclass
+class EmittedSample:
+    """A sample to produce, and the state key to delete once the broker has acknowledged it."""
+
+    sample: LabelledSample
+    state_key: str | None  # None: nothing pending to delete (pre-labelled or late impression)
+
+
+@dataclass
+class JoinOutput:
+    """What the joiner produced since the last :meth:`PartitionJoiner.drain` call."""
+
+    changes: list[StateChange] = field(default_factory=list)
+    emitted: list[EmittedSample] = field(default_factory=list)
+    counts: Counter[str] = field(default_factory=Counter)
+
+
+class PartitionJoiner:
+    """Joins the actions of one partition to its impressions in event time."""
+
+    def __init__(
+        self, partition: int, tasks: list[str], window_ms: int, grace_ms: int, late_memory_ms: int = 600_000
+    ) -> None:
+        self.partition = partition
+        self.tasks = list(tasks)
+        self.window_ms = window_ms
+        self.grace_ms = grace_ms
+        self.clock = StreamClock()
+        self.pending: dict[str, PendingImpression] = {}
+        self.early: dict[str, set[tuple[str, int]]] = {}
+        # Min-heaps with lazy deletion: (close deadline, id) and (expiry time, id).
+        self._deadlines: list[tuple[int, str]] = []
+        self._early_expiry: list[tuple[int, str]] = []
+        self._out = JoinOutput()
+        self._changes: dict[str, dict[str, Any] | None] = {}
+        self._clock_dirty = False
+        # Ids emitted within late_memory_ms of action stream time: only to count late vs orphan
+        # actions (in memory, not persisted; it never changes a sample).
+        self.late_memory_ms = late_memory_ms
+        self._recent: dict[str, int] = {}
+        self._recent_order: deque[tuple[int, str]] = deque()
+
+    # -- recovery ---------------------------------------------------------------------------
+
+    @classmethod
+    def restore(
+        cls,
+        partition: int,
+        tasks: list[str],
+        window_ms: int,
+        grace_ms: int,
+        records: Iterable[tuple[str, dict[str, Any]]],
+    ) -> PartitionJoiner:
+        """Rebuild a joiner, including its close heaps, from the table records of ``partition``."""
+        joiner = cls(partition, tasks, window_ms, grace_ms)
+        prefix = f"{partition}:"
+        for key, record in records:
+            if not key.startswith(prefix) or record is None:
+                continue
+            kind = key[len(prefix) :].split(":", 1)
+            if kind[0] == "clock":
+                joiner.clock = StreamClock.from_record(record)
+            elif kind[0] == "i":
+                pending = PendingImpression.from_record(record)
+                joiner.pending[pending.impression.impression_id] = pending
+                heapq.heappush(joiner._deadlines, (joiner._deadline(pending.impression), kind[1]))
+            elif kind[0] == "a":
+                actions = {(a, t) for a, t in record["actions"]}
+                joiner.early[kind[1]] = actions
+                heapq.heappush(joiner._early_expiry, (min(t for _, t in actions) + grace_ms, kind[1]))
+        for impression_id in [i for i in joiner.early if i in joiner.pending]:
+            # A crash between writing an impression and deleting its early actions: merge them.
+            pending = joiner.pending[impression_id]
+            for task, time_ms in joiner.early.pop(impression_id):
+                joiner._attach(pending, task, time_ms)
+            joiner._put(early_key(partition, impression_id), None)
+        joiner._out.counts.clear()
+        return joiner
+
+    # -- input ------------------------------------------------------------------------------
+
+    def on_impression(self, impression: Impression, offset: int) -> None:
+        """Apply one valid impression read at ``offset`` of impressions partition p."""
+        clock = self.clock
+        if offset <= clock.impressions_offset:
+            self._out.counts["replayed_skipped"] += 1
+            return
+        on_time = clock.impressions_time_ms == NO_TIME or (
+            impression.event_time_ms >= clock.impressions_time_ms - self.grace_ms
+        )
+        clock.impressions_time_ms = max(clock.impressions_time_ms, impression.event_time_ms)
+        clock.impressions_offset = offset
+        self._clock_dirty = True
+        impression_id = impression.impression_id
+        if impression.labels is not None:
+            self._emit_prelabelled(impression)
+        elif impression_id in self.pending:
+            self._out.counts["duplicate_impressions"] += 1
+        elif not on_time:
+            self._emit_late_impression(impression)
+        else:
+            pending = PendingImpression(impression)
+            self.pending[impression_id] = pending
+            early = self.early.pop(impression_id, None)
+            for task, time_ms in sorted(early or ()):
+                self._attach(pending, task, time_ms)
+            # The impression is written before its early actions are deleted (prefix-safe order).
+            self._put(pending_key(self.partition, impression_id), pending.to_record())
+            if early is not None:
+                self._put(early_key(self.partition, impression_id), None)
+            heapq.heappush(self._deadlines, (self._deadline(impression), impression_id))
+        self._expire_early_actions()
+        self._close_due()
+
+    def on_action(self, action: Action, offset: int) -> None:
+        """Apply one valid action read at ``offset`` of actions partition p."""
+        clock = self.clock
+        if offset <= clock.actions_offset:
+            self._out.counts["replayed_skipped"] += 1
+            return
+        on_time = clock.actions_time_ms == NO_TIME or (
+            action.event_time_ms >= clock.actions_time_ms - self.grace_ms
+        )
+        clock.actions_time_ms = max(clock.actions_time_ms, action.event_time_ms)
+        clock.actions_offset = offset
+        self._clock_dirty = True
+        if not on_time:
+            self._out.counts["late_actions"] += 1
+        else:
+            pending = self.pending.get(action.impression_id)
+            if pending is not None:
+                if self._attach(pending, action.action, action.event_time_ms):
+                    self._put(pending_key(self.partition, action.impression_id), pending.to_record())
+            elif action.impression_id in self._recent:
+                self._out.counts["late_actions"] += 1
+            else:
+                self._hold_early(action)
+        self._forget_old_emitted()
+        self._close_due()
+
+    def close_all(self) -> None:
+        """Idle close: both inputs are read to their end, so close every pending impression now."""
+        clock = self.clock
+        top = max(clock.impressions_time_ms, clock.actions_time_ms)
+        if top == NO_TIME:
+            return
+        clock.closed_to_ms = max(clock.closed_to_ms, top + self.window_ms + self.grace_ms + 1)
+        self._clock_dirty = True
+        for impression_id in list(self.early):
+            self._drop_early(impression_id, "orphan_actions")
+        self._close_due()
+
+    def drain(self) -> JoinOutput:
+        """Return and reset the output gathered so far.
+
+        Changes are coalesced per key (first position, last value) and the clock record comes
+        last: any prefix of them, applied to the previous state, is a state from which
+        re-processing the same events (their offsets are above the old clock) gives the same
+        samples.
+        """
+        out = self._out
+        out.changes = list(self._changes.items())
+        if self._clock_dirty:
+            out.changes.append((clock_key(self.partition), self.clock.to_record()))
+            self._clock_dirty = False
+        self._out = JoinOutput()
+        self._changes = {}
+        return out
+
+    def _put(self, key: str, record: dict[str, Any] | None) -> None:
+        self._changes[key] = record  # an existing key keeps its position
+
+    @property
+    def pending_count(self) -> int:
+        return len(self.pending)
+
+    # -- internals --------------------------------------------------------------------------
+
+    def _deadline(self, impression: Impression) -> int:
+        return impression.event_time_ms + self.window_ms + self.grace_ms
+
+    def _attach(self, pending: PendingImpression, task: str, time_ms: int) -> bool:
+        start = pending.impression.event_time_ms
+        if not start <= time_ms <= start + self.window_ms:
+            self._out.counts["out_of_window_actions"] += 1
+            return False
+        if (task, time_ms) in pending.actions:
+            self._out.counts["duplicate_actions"] += 1
+            return False
+        pending.actions.add((task, time_ms))
+        self._out.counts["joined_actions"] += 1
+        return True
+
+    def _hold_early(self, action: Action) -> None:
+        expiry = action.event_time_ms + self.grace_ms
+        if self.clock.impressions_time_ms > expiry:
+            # The impression stream is already past the time the impression must have had.
+            self._out.counts["orphan_actions"] += 1
+            return
+        actions = self.early.setdefault(action.impression_id, set())
+        if (action.action, action.event_time_ms) in actions:
+            return
+        actions.add((action.action, action.event_time_ms))
+        heapq.heappush(self._early_expiry, (expiry, action.impression_id))
+        self._put(early_key(self.partition, action.impression_id), {"actions": sorted(actions)})
+
+    def _expire_early_actions(self) -> None:
+        stream_time = self.clock.impressions_time_ms
+        heap = self._early_expiry
+        while heap and heap[0][0] < stream_time:
+            expiry, impression_id = heapq.heappop(heap)
+            actions = self.early.get(impression_id)
+            if actions is None or min(t for _, t in actions) + self.grace_ms != expiry:
+                continue  # stale heap entry: attached, dropped, or an earlier action leads
+            self._drop_early(impression_id, "orphan_actions")
+
+    def _drop_early(self, impression_id: str, reason: str) -> None:
+        actions = self.early.pop(impression_id)
+        self._out.counts[reason] += len(actions)
+        self._put(early_key(self.partition, impression_id), None)
+
+    def _close_due(self) -> None:
+        watermark = self.clock.watermark_ms
+        heap = self._deadlines
+        while heap and heap[0][0] < watermark:
+            deadline, impression_id = heapq.heappop(heap)
+            pending = self.pending.pop(impression_id, None)
+            if pending is None:
+                continue
+            labels = {task: 0 for task in self.tasks}
+            for task, _ in pending.actions:
+                labels[task] = 1
+            join = JoinInfo(self.window_ms, len(pending.actions), deadline, "join")
+            sample = LabelledSample(impression_id, pending.impression, labels, join)
+            self._out.emitted.append(EmittedSample(sample, pending_key(self.partition, impression_id)))
+            self._recent[impression_id] = deadline
+            self._recent_order.append((deadline, impression_id))
+
+    def _forget_old_emitted(self) -> None:
+        horizon = self.clock.actions_time_ms - self.late_memory_ms
+        order = self._recent_order
+        while order and order[0][0] < horizon:
+            self._recent.pop(order.popleft()[1], None)
+
+    def _emit_prelabelled(self, impression: Impression) -> None:
+        labels = dict(impression.labels or {})
+        sample = LabelledSample(
+            impression.impression_id, impression, labels, JoinInfo(0, 0, impression.event_time_ms, "prelabelled")
+        )
+        self._out.emitted.append(EmittedSample(sample, None))
+        self._out.counts["prelabelled"] += 1
+
+    def _emit_late_impression(self, impression: Impression) -> None:
+        join = JoinInfo(self.window_ms, 0, self._deadline(impression), "late_impression")
+        self._out.emitted.append(EmittedSample(LabelledSample(impression.impression_id, impression, {}, join), None))
+        self._out.counts["late_impressions"] += 1
+        if impression.impression_id in self.early:
+            self._drop_early(impression.impression_id, "late_actions")
+

@@ -1,0 +1,55 @@
+"""Writes the ground truth of a simulated run: per impression, its labels and oracle probabilities.
+
+JSON lines, one object per impression in event-time order::
+
+    {"impression_id": "sim7-0", "user_id": 25148, "domain": "tab0", "event_time_ms": 1700000000032,
+     "labels": {"click": 0, ...}, "oracle": {"click": 0.0831, ...}}
+
+``labels`` are the windowed labels a correct join with ``window_ms`` produces and ``oracle`` the
+probability of each of them under the hidden model. The file is written atomically.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+
+from stream.events import LabelledSample
+
+
+def write_oracle_jsonl(path: str | os.PathLike[str], samples: Iterable[tuple[LabelledSample, dict[str, float]]]) -> int:
+    """Write ``samples`` (from ``EventSimulator.labelled_samples``) to ``path``; returns the line count."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+    count = 0
+    try:
+        with os.fdopen(fd, "w") as f:
+            for sample, oracle in samples:
+                imp = sample.impression
+                record = {
+                    "impression_id": imp.impression_id,
+                    "user_id": imp.user_id,
+                    "domain": imp.domain,
+                    "event_time_ms": imp.event_time_ms,
+                    "labels": sample.labels,
+                    "oracle": oracle,
+                }
+                f.write(json.dumps(record, separators=(",", ":")) + "\n")
+                count += 1
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return count
+
+
+def read_oracle_jsonl(path: str | os.PathLike[str]) -> dict[str, dict]:
+    """The records of a file written by :func:`write_oracle_jsonl`, keyed by impression id."""
+    with open(path) as f:
+        return {record["impression_id"]: record for record in map(json.loads, f)}

@@ -1,0 +1,1 @@
+"""The incremental trainer: Kafka samples -> passes -> training -> export + checkpoint."""

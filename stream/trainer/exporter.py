@@ -1,0 +1,78 @@
+"""Publish a trained pass: table delta/snapshot + dense weights, then flip ``LATEST`` atomically.
+
+Layout of ``model_dir``::
+
+    table/snapshot-<pass>.npz, table/delta-<pass>.npz   embedding rows (EmbeddingTable.export)
+    pass-<pass>/dense.pt                                network + domain statistics (tensors only)
+    pass-<pass>/model.json                              schema, model config, embedding width
+    pass-<pass>/manifest.json                           the pass manifest
+    LATEST                                              "pass-<pass>", replaced atomically
+
+A reader follows ``LATEST``; the table chain is read up to that pass. A pass directory is
+written under a temporary name and renamed, so ``LATEST`` never names a partial directory.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+from stream.trainer.atomic_files import atomic_write_text, fsync_dir, fsync_tree
+from stream.trainer.manifest import PassManifest
+from stream.trainer.training_model import TrainingModel
+
+LATEST_FILE = "LATEST"
+TABLE_DIR = "table"
+
+
+def pass_dir_name(pass_index: int) -> str:
+    return f"pass-{pass_index:09d}"
+
+
+class ModelExporter:
+    """Writes exports into ``model_dir`` and keeps the newest ``keep`` pass directories."""
+
+    def __init__(self, model_dir: str | os.PathLike[str], keep: int = 5) -> None:
+        self.model_dir = Path(model_dir)
+        self.keep = keep
+
+    def export(self, model: TrainingModel, manifest: PassManifest) -> Path:
+        """Export the model after ``manifest``'s pass; returns the pass directory."""
+        index = manifest.pass_index
+        self.model_dir.mkdir(parents=True, exist_ok=True)
+        model.table.export(self.model_dir / TABLE_DIR, index)
+        final = self.model_dir / pass_dir_name(index)
+        tmp = self.model_dir / f".tmp-{final.name}-{os.getpid()}"
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir()
+        model.save_dense(tmp / "dense.pt", with_optimizer=False)
+        description = dict(model.describe(), pass_index=index, table_dir=TABLE_DIR)
+        (tmp / "model.json").write_text(json.dumps(description, indent=1, sort_keys=True), encoding="utf-8")
+        (tmp / "manifest.json").write_text(manifest.to_json(), encoding="utf-8")
+        fsync_tree(tmp)
+        if final.exists():  # re-export of a pass after a crash before its checkpoint
+            shutil.rmtree(final)
+        tmp.rename(final)
+        fsync_dir(self.model_dir)
+        atomic_write_text(self.model_dir / LATEST_FILE, final.name + "\n")
+        self._prune()
+        return final
+
+    def _prune(self) -> None:
+        passes = sorted(p for p in self.model_dir.glob("pass-*") if p.is_dir())
+        for path in passes[: -self.keep]:
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def latest_pass_dir(model_dir: str | os.PathLike[str]) -> Path:
+    """The pass directory ``LATEST`` names; ValueError if there is none."""
+    model_dir = Path(model_dir)
+    pointer = model_dir / LATEST_FILE
+    if not pointer.is_file():
+        raise ValueError(f"model_dir {model_dir} has no {LATEST_FILE} file: nothing exported there yet")
+    path = model_dir / pointer.read_text(encoding="utf-8").strip()
+    if not path.is_dir():
+        raise ValueError(f"{pointer} names {path.name}, which does not exist")
+    return path

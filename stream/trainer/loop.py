@@ -1,0 +1,354 @@
+"""The incremental trainer: passes from Kafka, each validated, trained, exported and checkpointed.
+
+Per pass, in this order: progressive validation (score the pass before training on it) ->
+training in mini-batches (sparse AdaGrad in the table, Adam on the network) -> table maintenance
+(``end_pass``) -> export (table delta + dense weights, ``LATEST``) -> atomic checkpoint holding
+the next offset of every partition -> commit of those offsets to the consumer group (lag
+monitoring only: the checkpoint is the truth) -> the pass record in ``<run_dir>/passes.jsonl``
+-> metrics. A restart resumes from the newest intact checkpoint and seeks to its offsets, and
+passes are cut from the topic's content only, so every sample is trained exactly once.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from embedding_store.table import EmbeddingTable
+from monitoring.run_log import PassRecord, append_pass_record, passes_path, read_pass_records
+from stream.batching import SampleBatcher
+from stream.config import PipelineConfig
+from stream.errors import UserError
+from stream.trainer.atomic_files import atomic_write_text
+from stream.trainer.checkpoint import CheckpointStore
+from stream.trainer.dedup import DedupWindow
+from stream.trainer.exporter import ModelExporter
+from stream.trainer.manifest import PassManifest
+from stream.trainer.pass_assembler import AssembledPass, PassAssembler
+from stream.trainer.progressive_validation import progressive_metrics
+from stream.trainer.sample_reader import ReaderSettings, SampleReader, partition_offsets
+from stream.trainer.training_model import TrainingModel
+
+log = logging.getLogger(__name__)
+
+STATE_FILE = "state.json"
+TABLE_STATE_FILE = "table.npz"
+DENSE_STATE_FILE = "dense.pt"
+MANIFESTS_DIR = "manifests"
+
+
+@dataclass
+class TrainerPaths:
+    """Where a trainer writes: run log and manifests, exports, checkpoints."""
+
+    run_dir: Path
+    model_dir: Path
+    checkpoint_dir: Path
+
+    @staticmethod
+    def from_config(config: PipelineConfig, run_dir: str | None = None) -> TrainerPaths:
+        """``run_dir`` (given) places everything under it; else trainer.model_dir/checkpoint_dir apply."""
+        root = Path(run_dir or config.run_dir)
+        trainer = config.trainer
+        configured = not run_dir
+        model_dir = Path(trainer.model_dir) if trainer.model_dir and configured else root / "model"
+        checkpoints = Path(trainer.checkpoint_dir) if trainer.checkpoint_dir and configured else root / "checkpoints"
+        return TrainerPaths(run_dir=root, model_dir=model_dir, checkpoint_dir=checkpoints)
+
+
+@dataclass
+class RunOptions:
+    """When a run stops and where it reads.
+
+    ``max_passes``: stop once this many passes exist in total (absolute, so a restart stops at the
+    same pass). ``stop_at_end``: read up to the end offsets captured at start and close a final
+    partial pass. ``start_offsets``/``end_offsets`` override the checkpoint's offsets (replay).
+    ``idle_timeout_s``: stop when no message arrived for this long (0 = never).
+    """
+
+    max_passes: int = 0
+    stop_at_end: bool = False
+    start_offsets: dict[int, int] | None = None
+    end_offsets: dict[int, int] | None = None
+    group_id: str | None = None
+    idle_timeout_s: float = 0.0
+    on_pass: Callable[[PassRecord, PassManifest], None] | None = None
+
+
+@dataclass
+class RunSummary:
+    """What a run did."""
+
+    passes: list[PassRecord] = field(default_factory=list)
+    manifests: list[PassManifest] = field(default_factory=list)
+    resumed_from_pass: int | None = None
+    next_pass: int = 0
+    invalid_messages: int = 0
+
+
+class IncrementalTrainer:
+    """Trains the configured model on the samples topic (see the module docstring)."""
+
+    def __init__(self, config: PipelineConfig, paths: TrainerPaths, topic: str | None = None) -> None:
+        self.config = config
+        self.paths = paths
+        self.topic = topic or config.kafka.topics.samples.name
+        self.schema = config.schema
+        self.store = CheckpointStore(paths.checkpoint_dir, config.trainer.keep_checkpoints)
+        self.exporter = ModelExporter(paths.model_dir, config.trainer.keep_exports)
+        self.model: TrainingModel | None = None
+        self.metrics = None
+        self.table_metrics = None
+        self._server = None
+        self._dedup: DedupWindow | None = None
+        if config.trainer.deterministic:
+            torch.use_deterministic_algorithms(True)
+            torch.set_num_threads(1)
+        elif config.model.num_threads > 0:
+            torch.set_num_threads(config.model.num_threads)
+
+    # ------------------------------------------------------------------ restore
+    def restore(self) -> tuple[int, dict[int, int], DedupWindow, int | None]:
+        """Load the newest intact checkpoint (or start fresh): next pass, next offsets, dedup window."""
+        trainer = self.config.trainer
+        latest = self.store.latest_valid()
+        if latest is None:
+            self.model = TrainingModel.fresh(self.schema, self.config.model, self.config.embedding_store)
+            return 0, {}, DedupWindow(trainer.dedup_passes), None
+        pass_index, path = latest
+        state = json.loads((path / STATE_FILE).read_text(encoding="utf-8"))
+        if state["topic"] != self.topic:
+            raise UserError(
+                f"checkpoint {path} was trained on topic {state['topic']}, not {self.topic}; "
+                "use another run_dir or trainer.checkpoint_dir"
+            )
+        table = EmbeddingTable.load_state(path / TABLE_STATE_FILE)
+        self.model = TrainingModel(self.schema, self.config.model, table)
+        self.model.load_dense(path / DENSE_STATE_FILE)
+        self._ensure_logged(PassRecord.from_json(state["pass_record"]))
+        offsets = {int(p): int(o) for p, o in state["next_offsets"].items()}
+        log.info("resuming after pass %d from %s", pass_index, path)
+        return pass_index + 1, offsets, DedupWindow(trainer.dedup_passes, state["dedup"]), pass_index
+
+    def _ensure_logged(self, record: PassRecord) -> None:
+        """A crash between checkpoint and run-log append loses the line: write it now."""
+        try:
+            logged = {r.pass_index for r in read_pass_records(self.paths.run_dir)}
+        except FileNotFoundError:
+            logged = set()
+        if record.pass_index not in logged:
+            append_pass_record(self.paths.run_dir, record)
+
+    # ------------------------------------------------------------------ run
+    def run(self, options: RunOptions | None = None) -> RunSummary:
+        """Train passes until a stop condition of ``options`` holds."""
+        options = options or RunOptions()
+        trainer = self.config.trainer
+        next_pass, offsets, dedup, resumed = self.restore()
+        summary = RunSummary(resumed_from_pass=resumed, next_pass=next_pass)
+        self._dedup = dedup
+        if options.max_passes and next_pass >= options.max_passes:
+            return summary
+        watermarks = partition_offsets(self.config.kafka, self.topic)
+        start = dict(options.start_offsets) if options.start_offsets is not None else {}
+        for p, (low, _high) in watermarks.items():
+            if p not in start:
+                start[p] = offsets.get(p, low)
+            if start[p] < low:
+                log.warning("partition %d: offsets before %d were deleted by retention; starting there", p, low)
+                start[p] = low
+        end = options.end_offsets
+        if end is None and options.stop_at_end:
+            end = {p: high for p, (_low, high) in watermarks.items()}
+        assembler = PassAssembler(
+            self.topic, start, trainer.pass_samples, trainer.pass_event_time_ms, dedup,
+            self.schema.task_names, self.schema.domains, first_pass_index=next_pass, end_offsets=end,
+        )  # fmt: skip
+        self._start_metrics()
+        reader = SampleReader(
+            self.config.kafka,
+            self.topic,
+            options.group_id or trainer.consumer_group,
+            start,
+            SampleBatcher(self.schema),
+            ReaderSettings(trainer.consume_messages, trainer.consume_timeout_ms, trainer.queue_chunks),
+            end_offsets=end,
+            stats_callback=self.metrics.update_consumer_lag if self.metrics is not None else None,
+            statistics_interval_ms=self.config.monitoring.kafka_stats_interval_ms,
+        )
+        buffer_limit = {p: 2 * q + trainer.consume_messages for p, q in assembler.quota.items()}
+        reader.start()
+        try:
+            last_data = time.monotonic()
+            while True:
+                closed = assembler.close_pass()
+                if closed is not None:
+                    record = self._train_pass(closed, reader)
+                    summary.passes.append(record)
+                    summary.manifests.append(closed.manifest)
+                    summary.next_pass = closed.manifest.pass_index + 1
+                    if options.on_pass is not None:
+                        options.on_pass(record, closed.manifest)
+                    if options.max_passes and summary.next_pass >= options.max_passes:
+                        break
+                    continue
+                if assembler.finished:
+                    break
+                chunk = reader.get(timeout_s=0.2)
+                if chunk is None:
+                    if options.idle_timeout_s and time.monotonic() - last_data > options.idle_timeout_s:
+                        break
+                    continue
+                last_data = time.monotonic()
+                assembler.offer(chunk)
+                reader.set_paused({p for p in assembler.partitions if assembler.buffered(p) > buffer_limit[p]})
+        finally:
+            summary.invalid_messages = reader.decoder.invalid
+            reader.close()
+            self._stop_metrics()
+        return summary
+
+    # ------------------------------------------------------------------ one pass
+    def _train_pass(self, closed: AssembledPass, reader: SampleReader) -> PassRecord:
+        assert self.model is not None
+        started = time.perf_counter()
+        batch, manifest = closed.batch, closed.manifest
+        step, table = self.model.step, self.model.table
+        size = self.config.trainer.batch_size
+        # 1. progressive validation: predictions before the pass is trained on
+        probabilities = np.concatenate(
+            [step.score(batch.slice(i, i + 4 * size)) for i in range(0, len(batch), 4 * size)]
+        ) if len(batch) else np.zeros((0, len(self.schema.tasks)), dtype=np.float32)
+        validation = progressive_metrics(batch, probabilities, self.schema.task_names, self.schema.domains)
+        # 2. training in mini-batches; the pass loss per task weighs each batch by its observed labels
+        loss_sum = np.zeros(len(self.schema.tasks))
+        observed = np.zeros(len(self.schema.tasks))
+        for i in range(0, len(batch), size):
+            part = batch.slice(i, i + size)
+            result = step.step(part)
+            counts = part.label_mask.sum(axis=0)
+            loss_sum += np.nan_to_num(np.array([result.task_loss[t] for t in self.schema.task_names])) * counts
+            observed += counts
+        # 3. table maintenance
+        report = table.end_pass(manifest.pass_index, manifest.event_time_max_ms)
+        # 4. export
+        self.exporter.export(self.model, manifest)
+        manifest_path = self.paths.run_dir / MANIFESTS_DIR / f"pass-{manifest.pass_index:09d}.json"
+        atomic_write_text(manifest_path, manifest.to_json())
+        duration = time.perf_counter() - started
+        stats = table.stats()
+        record = PassRecord(
+            pass_index=manifest.pass_index,
+            samples=manifest.samples,
+            duration_s=duration,
+            samples_per_s=manifest.samples / duration if duration > 0 else 0.0,
+            loss={t: float(loss_sum[k] / observed[k]) if observed[k] else float("nan")
+                  for k, t in enumerate(self.schema.task_names)},
+            auc=validation.auc,
+            auc_by_domain=validation.auc_by_domain,
+            logloss=validation.logloss,
+            logloss_by_domain=validation.logloss_by_domain,
+            table_bytes=stats.bytes_used,
+            budget_bytes=stats.budget_bytes,
+            table_rows=stats.rows,
+            evictions=dict(report.evictions),
+            consumer_lag=reader.lag(manifest.next_offsets()),
+            event_time_min_ms=manifest.event_time_min_ms,
+            event_time_max_ms=manifest.event_time_max_ms,
+        )  # fmt: skip
+        # 5. checkpoint, the truth for restarts
+        self._checkpoint(closed, record)
+        # 6. offsets to the consumer group, for lag monitoring only
+        reader.commit(manifest.next_offsets())
+        # 7. run log, 8. metrics
+        append_pass_record(self.paths.run_dir, record)
+        self._publish(record, manifest)
+        log.info(
+            "pass %d: %d samples (%d duplicates dropped) in %.2f s, %.0f samples/s, %d table rows",
+            manifest.pass_index, manifest.samples, manifest.duplicates, duration, record.samples_per_s, stats.rows,
+        )  # fmt: skip
+        return record
+
+    def _checkpoint(self, closed: AssembledPass, record: PassRecord) -> None:
+        assert self.model is not None
+        model = self.model
+        manifest = closed.manifest
+        state = {
+            "pass_index": manifest.pass_index,
+            "topic": self.topic,
+            "next_offsets": {str(p): o for p, o in sorted(manifest.next_offsets().items())},
+            "dedup": [],
+            "manifest": manifest.to_dict(),
+            "pass_record": record.to_json(),
+        }
+
+        def write(directory: Path) -> None:
+            model.table.save_state(directory / TABLE_STATE_FILE)
+            model.save_dense(directory / DENSE_STATE_FILE, with_optimizer=True)
+            (directory / STATE_FILE).write_text(json.dumps(state, sort_keys=True), encoding="utf-8")
+
+        state["dedup"] = self._dedup.history() if self._dedup is not None else []
+        self.store.save(manifest.pass_index, write)
+        if self.metrics is not None:
+            self.metrics.record_checkpoint()
+
+    # ------------------------------------------------------------------ metrics
+    def _start_metrics(self) -> None:
+        monitoring = self.config.monitoring
+        if not monitoring.enabled:
+            return
+        from prometheus_client import CollectorRegistry
+
+        from monitoring.server import start_metrics_server
+        from monitoring.table_metrics import TableMetrics
+        from monitoring.trainer_metrics import TrainerMetrics
+
+        registry = CollectorRegistry()
+        self.metrics = TrainerMetrics(registry)
+        self.table_metrics = TableMetrics(registry)
+        try:
+            self._server = start_metrics_server(registry, monitoring.host, monitoring.trainer_port)
+        except OSError as error:
+            raise UserError(
+                f"cannot serve trainer metrics on {monitoring.host}:{monitoring.trainer_port} ({error}); "
+                "set monitoring.trainer_port (0 = any free port) or monitoring.enabled: false"
+            ) from None
+
+    def _stop_metrics(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            self._server = None
+
+    def _publish(self, record: PassRecord, manifest: PassManifest) -> None:
+        if self.metrics is None or self.table_metrics is None or self.model is None:
+            return
+        self.metrics.record_pass(record)
+        self.metrics.record_dropped_duplicates(manifest.duplicates)
+        stats = self.model.table.stats()
+        self.table_metrics.update(
+            bytes_by_component=stats.bytes_by_component,
+            used_bytes=stats.bytes_used,
+            budget_bytes=stats.budget_bytes,
+            rows_by_feature=stats.rows_per_feature,
+            evictions_by_reason=stats.evictions,
+            admissions=stats.admissions,
+            rejections_by_reason=stats.rejections,
+        )
+
+
+def read_manifests(run_dir: str | Path) -> list[PassManifest]:
+    """Every pass manifest a trainer wrote into ``run_dir``, by pass index."""
+    directory = Path(run_dir) / MANIFESTS_DIR
+    return [
+        PassManifest.from_dict(json.loads(p.read_text(encoding="utf-8"))) for p in sorted(directory.glob("pass-*.json"))
+    ]
+
+
+__all__ = ["IncrementalTrainer", "RunOptions", "RunSummary", "TrainerPaths", "read_manifests", "passes_path"]

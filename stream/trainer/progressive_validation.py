@@ -1,0 +1,42 @@
+"""Progressive validation: metrics of predictions made on a pass before training on it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from pepnet.auc import auc, logloss
+from pepnet.batch import SampleBatch
+
+
+@dataclass
+class ProgressiveMetrics:
+    """AUC and logloss per task, overall and per domain (NaN where undefined)."""
+
+    auc: dict[str, float] = field(default_factory=dict)
+    logloss: dict[str, float] = field(default_factory=dict)
+    auc_by_domain: dict[str, dict[str, float]] = field(default_factory=dict)
+    logloss_by_domain: dict[str, dict[str, float]] = field(default_factory=dict)
+
+
+def progressive_metrics(
+    batch: SampleBatch, probabilities: np.ndarray, task_names: list[str], domain_names: list[str]
+) -> ProgressiveMetrics:
+    """Metrics of ``probabilities`` ``[B, T]`` against the batch's observed labels."""
+    out = ProgressiveMetrics()
+    for t, task in enumerate(task_names):
+        observed = batch.label_mask[:, t]
+        labels, scores = batch.labels[observed, t], probabilities[observed, t]
+        out.auc[task] = auc(labels, scores)
+        out.logloss[task] = logloss(labels, scores)
+        domains = batch.domain[observed]
+        out.auc_by_domain[task] = {}
+        out.logloss_by_domain[task] = {}
+        for d, domain in enumerate(domain_names):
+            in_domain = domains == d
+            if not in_domain.any():
+                continue
+            out.auc_by_domain[task][domain] = auc(labels[in_domain], scores[in_domain])
+            out.logloss_by_domain[task][domain] = logloss(labels[in_domain], scores[in_domain])
+    return out

@@ -1,0 +1,243 @@
+"""Read the samples topic with batched ``consume()`` and decode it on a background thread.
+
+The reader thread assigns explicit partitions at explicit offsets (from the checkpoint: the
+consumer group's committed offsets are never used to position), consumes up to
+``consume_messages`` per call, groups the messages by partition, decodes each group's JSON into
+one :class:`SampleBatch` and puts it on a bounded queue. Training takes chunks off the queue, so
+Kafka I/O and JSON decoding overlap with the torch work (both release the GIL for most of it).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
+
+from pepnet.batch import SampleBatch
+from stream.batching import SampleBatcher
+from stream.errors import UserError
+from stream.events import sample_from_dict
+from stream.kafka.client_config import consumer_config
+from stream.kafka.config import KafkaConfig
+from stream.trainer.pass_assembler import DecodedChunk
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ReaderSettings:
+    """How the reader consumes: messages per ``consume()``, wait per call (ms), chunks queued ahead."""
+
+    consume_messages: int = 2000
+    consume_timeout_ms: int = 100
+    queue_chunks: int = 32
+
+
+class ChunkDecoder:
+    """JSON messages of one partition -> SampleBatch; undecodable messages are skipped and counted."""
+
+    def __init__(self, batcher: SampleBatcher) -> None:
+        self.batcher = batcher
+        self.invalid = 0
+
+    def decode(self, values: list[bytes]) -> tuple[np.ndarray, SampleBatch | None]:
+        """(indices of the decoded messages, their batch or None if none decoded)."""
+        try:
+            # One json.loads over the whole group is several times faster than one per message.
+            samples = [sample_from_dict(d) for d in json.loads(b"[" + b",".join(values) + b"]")]
+            return np.arange(len(values)), self.batcher.build(samples)
+        except (ValueError, KeyError, TypeError):
+            return self._decode_one_by_one(values)
+
+    def _decode_one_by_one(self, values: list[bytes]) -> tuple[np.ndarray, SampleBatch | None]:
+        kept, samples = [], []
+        for i, value in enumerate(values):
+            try:
+                sample = sample_from_dict(json.loads(value))
+                self.batcher.build([sample])
+            except (ValueError, KeyError, TypeError) as error:
+                self.invalid += 1
+                log.warning("skipping an undecodable sample message (%s: %s)", type(error).__name__, error)
+                continue
+            kept.append(i)
+            samples.append(sample)
+        if not samples:
+            return np.empty(0, dtype=np.int64), None
+        return np.asarray(kept, dtype=np.int64), self.batcher.build(samples)
+
+
+def partition_offsets(kafka: KafkaConfig, topic: str, timeout_s: float = 10.0) -> dict[int, tuple[int, int]]:
+    """Partition -> (low, high) watermark offsets of ``topic``; UserError if it does not exist."""
+    consumer = Consumer(consumer_config(kafka, "pepnet-offsets-probe", {"enable.auto.commit": False}))
+    try:
+        metadata = consumer.list_topics(topic, timeout=timeout_s)
+        info = metadata.topics.get(topic)
+        if info is None or info.error is not None or not info.partitions:
+            raise UserError(f"topic {topic} does not exist on {kafka.bootstrap_servers}; run `pepnet kafka topics`")
+        watermarks = {}
+        for p in sorted(info.partitions):
+            watermarks[p] = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=timeout_s)
+        return watermarks
+    except KafkaException as error:
+        raise UserError(f"cannot read offsets of topic {topic} at {kafka.bootstrap_servers}: {error}") from None
+    finally:
+        consumer.close()
+
+
+class SampleReader:
+    """Background consumer of ``topic`` from ``start_offsets``; take chunks with :meth:`get`.
+
+    ``end_offsets`` stops each partition there (replay / catch-up). ``stats_callback`` receives
+    librdkafka's statistics JSON (consumer lag) when ``statistics_interval_ms`` > 0.
+    """
+
+    def __init__(
+        self,
+        kafka: KafkaConfig,
+        topic: str,
+        group_id: str,
+        start_offsets: dict[int, int],
+        batcher: SampleBatcher,
+        settings: ReaderSettings,
+        end_offsets: dict[int, int] | None = None,
+        stats_callback: Callable[[str], object] | None = None,
+        statistics_interval_ms: int = 0,
+    ) -> None:
+        overrides: dict[str, object] = {"enable.auto.commit": False}
+        if stats_callback is not None and statistics_interval_ms > 0:
+            overrides["statistics.interval.ms"] = statistics_interval_ms
+            overrides["stats_cb"] = stats_callback
+        self.topic = topic
+        self.settings = settings
+        self.end_offsets = dict(end_offsets) if end_offsets is not None else None
+        self.decoder = ChunkDecoder(batcher)
+        self._consumer = Consumer(consumer_config(kafka, group_id, overrides))
+        self._start_offsets = dict(start_offsets)
+        self._read_positions = dict(start_offsets)  # next offset to read per partition (reader thread)
+        self._queue: queue.Queue[DecodedChunk | BaseException] = queue.Queue(maxsize=settings.queue_chunks)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="sample-reader", daemon=True)
+        self._paused: set[int] = set()
+        self._wanted_paused: set[int] = set()
+        self._lock = threading.Lock()
+        self.messages_read = 0
+
+    def start(self) -> None:
+        partitions = [TopicPartition(self.topic, p, o) for p, o in sorted(self._start_offsets.items())]
+        self._consumer.assign(partitions)
+        self._thread.start()
+
+    def get(self, timeout_s: float) -> DecodedChunk | None:
+        """The next decoded chunk, or None if none arrived within ``timeout_s`` seconds."""
+        try:
+            item = self._queue.get(timeout=timeout_s)
+        except queue.Empty:
+            return None
+        if isinstance(item, BaseException):
+            raise item
+        return item
+
+    def set_paused(self, partitions: set[int]) -> None:
+        """Stop fetching these partitions (their messages are buffered enough); resume the others."""
+        with self._lock:
+            self._wanted_paused = set(partitions)
+
+    def commit(self, next_offsets: dict[int, int]) -> None:
+        """Commit ``next_offsets`` to the consumer group (for lag monitoring only), asynchronously."""
+        offsets = [TopicPartition(self.topic, p, o) for p, o in sorted(next_offsets.items())]
+        try:
+            self._consumer.commit(offsets=offsets, asynchronous=True)
+        except KafkaException as error:
+            log.warning("committing offsets for lag monitoring failed: %s", error)
+
+    def lag(self, next_offsets: dict[int, int]) -> int:
+        """Messages after ``next_offsets`` up to the last known high watermarks (cached, no I/O)."""
+        total = 0
+        for p, offset in next_offsets.items():
+            try:
+                _, high = self._consumer.get_watermark_offsets(TopicPartition(self.topic, p), cached=True)
+            except KafkaException:
+                continue
+            if high >= 0:
+                total += max(0, high - offset)
+        return total
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=10)
+        self._consumer.close()
+
+    def _run(self) -> None:
+        try:
+            timeout_s = self.settings.consume_timeout_ms / 1000
+            while not self._stop.is_set():
+                self._apply_pauses()
+                messages = self._consumer.consume(self.settings.consume_messages, timeout_s)
+                if messages:
+                    self._handle(messages)
+        except BaseException as error:  # handed to the training thread, which re-raises it
+            self._put(error)
+
+    def _apply_pauses(self) -> None:
+        with self._lock:
+            wanted = set(self._wanted_paused)
+        if self.end_offsets is not None:
+            wanted |= {p for p, o in self._read_positions.items() if o >= self.end_offsets.get(p, 0)}
+        pause, resume = wanted - self._paused, self._paused - wanted
+        if pause:
+            self._consumer.pause([TopicPartition(self.topic, p) for p in sorted(pause)])
+        if resume:
+            self._consumer.resume([TopicPartition(self.topic, p) for p in sorted(resume)])
+        self._paused = wanted
+
+    def _handle(self, messages: list[Message]) -> None:
+        groups: dict[int, list[Message]] = {}
+        for message in messages:
+            error = message.error()
+            if error is not None:
+                if error.fatal() or error.code() == KafkaError.UNKNOWN_TOPIC_OR_PART:
+                    raise KafkaException(error)
+                log.warning("consumer error on %s: %s", self.topic, error)
+                continue
+            groups.setdefault(message.partition(), []).append(message)
+        for partition, group in groups.items():
+            offsets = np.fromiter((m.offset() for m in group), dtype=np.int64, count=len(group))
+            kept, batch = self.decoder.decode([m.value() for m in group])
+            next_position = int(offsets[-1]) + 1
+            self._read_positions[partition] = next_position
+            self.messages_read += len(group)
+            if batch is not None:
+                self._put(DecodedChunk(partition, offsets[kept], batch, next_position))
+            else:
+                empty = DecodedChunk(partition, offsets[:0], _empty_like(), next_position)
+                self._put(empty)
+
+    def _put(self, item: DecodedChunk | BaseException) -> None:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+
+def _empty_like() -> SampleBatch:
+    """A zero-row batch: carries only the read position of a group of undecodable messages."""
+    return SampleBatch(
+        keys=np.zeros((0, 0), dtype=np.uint64),
+        key_mask=np.zeros((0, 0), dtype=bool),
+        domain=np.zeros(0, dtype=np.int64),
+        dense=np.zeros((0, 0), dtype=np.float32),
+        labels=np.zeros((0, 0), dtype=np.float32),
+        label_mask=np.zeros((0, 0), dtype=bool),
+        user_id=np.zeros(0, dtype=np.int64),
+        event_time_ms=np.zeros(0, dtype=np.int64),
+        sample_id=[],
+    )

@@ -1,0 +1,89 @@
+"""The trained model as one object: embedding table + dense network + training step.
+
+Dense state (network, Adam, domain statistics, torch RNG) is saved with ``torch.save`` of tensors
+only and read back with ``torch.load(weights_only=True)``: no pickled objects are ever loaded.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from embedding_store.config import TableConfig
+from embedding_store.table import EmbeddingTable
+from pepnet.config import ModelConfig
+from pepnet.model import build_model
+from pepnet.model_input import InputShape
+from pepnet.schema import FeatureSchema
+from pepnet.train_step import TrainStep
+
+
+class TrainingModel:
+    """Table, network and :class:`TrainStep` for one schema."""
+
+    def __init__(self, schema: FeatureSchema, model_config: ModelConfig, table: EmbeddingTable) -> None:
+        self.schema = schema
+        self.model_config = model_config
+        self.table = table
+        table.register_features([slot.name for slot in schema.slots()])
+        self.network = build_model(model_config, InputShape.from_schema(schema, table.dim))
+        self.step = TrainStep(self.network, table, schema, model_config)
+
+    @classmethod
+    def fresh(cls, schema: FeatureSchema, model_config: ModelConfig, table_config: TableConfig) -> TrainingModel:
+        return cls(schema, model_config, EmbeddingTable(table_config))
+
+    # ------------------------------------------------------------------ dense state
+    def dense_state(self, with_optimizer: bool) -> dict[str, Any]:
+        """Tensors of the network (+ Adam and torch RNG when ``with_optimizer``) and domain stats."""
+        state: dict[str, Any] = {
+            "network": self.network.state_dict(),
+            "domain_stats": {k: torch.from_numpy(v) for k, v in self.step.domain_stats.state().items()},
+        }
+        if with_optimizer:
+            state["optimizer"] = self.step.optimizer.state_dict()
+            state["torch_rng"] = torch.get_rng_state()
+        return state
+
+    def save_dense(self, path: str | os.PathLike[str], with_optimizer: bool) -> None:
+        """Write :meth:`dense_state` to ``path`` (the caller makes the write atomic)."""
+        with open(path, "wb") as f:
+            torch.save(self.dense_state(with_optimizer), f)
+            f.flush()
+            os.fsync(f.fileno())
+
+    def load_dense(self, path: str | os.PathLike[str]) -> None:
+        """Restore what :meth:`save_dense` wrote (tensors only, ``weights_only=True``)."""
+        state = torch.load(Path(path), weights_only=True)
+        self.network.load_state_dict(state["network"])
+        self.step.domain_stats.load_state({k: v.numpy() for k, v in state["domain_stats"].items()})
+        if "optimizer" in state:
+            self.step.optimizer.load_state_dict(state["optimizer"])
+        if "torch_rng" in state:
+            torch.set_rng_state(state["torch_rng"])
+
+    def describe(self) -> dict[str, Any]:
+        """JSON-ready schema and configs, enough to rebuild the network for scoring."""
+        return {
+            "schema": dataclasses.asdict(self.schema),
+            "model": dataclasses.asdict(self.model_config),
+            "embedding_dim": self.table.dim,
+        }
+
+
+def dense_tensors_equal(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """True when two nested dicts of tensors/values are equal bit for bit."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(dense_tensors_equal(a[k], b[k]) for k in a)
+    if isinstance(a, list | tuple) and isinstance(b, list | tuple):
+        return len(a) == len(b) and all(dense_tensors_equal(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor):
+        return a.dtype == b.dtype and a.shape == b.shape and bool(torch.equal(a, b))
+    if isinstance(a, np.ndarray) and isinstance(b, np.ndarray):
+        return a.dtype == b.dtype and np.array_equal(a, b)
+    return a == b

@@ -1,0 +1,100 @@
+"""The training step against the real embedding table: two optimisers, scoring, learning."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from embedding_store.config import TableConfig
+from embedding_store.table import EmbeddingTable
+from pepnet.auc import auc
+from pepnet.config import ModelConfig
+from pepnet.model import build_model
+from pepnet.model_input import InputShape
+from pepnet.train_step import TrainStep
+from stream.batching import SampleBatcher
+from tests.pepnet.model_fixtures import small_schema
+from tests.pepnet.sample_fixtures import synthetic_samples
+
+DIM = 8
+CONFIG = ModelConfig(tower_hidden=[32, 16], gate_hidden=16, bottom_hidden=[32], expert_hidden=[32])
+
+
+def make_step(architecture: str = "pepnet", **changes) -> TrainStep:
+    schema = small_schema()
+    config = dataclasses.replace(CONFIG, architecture=architecture, **changes)
+    table = EmbeddingTable(TableConfig(dim=DIM, budget_bytes=4 << 20), seed=0)
+    return TrainStep(build_model(config, InputShape.from_schema(schema, DIM)), table, schema, config)
+
+
+def batches(n: int, batch_size: int = 256, seed: int = 0):
+    schema = small_schema()
+    samples = synthetic_samples(schema, n, seed=seed)
+    batcher = SampleBatcher(schema)
+    return [batcher.build(samples[i : i + batch_size]) for i in range(0, n, batch_size)]
+
+
+def test_score_touches_neither_table_nor_model_nor_statistics():
+    step = make_step()
+    batch = batches(256)[0]
+    before = [p.detach().clone() for p in step.model.parameters()]
+    probabilities = step.score(batch)
+    assert probabilities.shape == (256, 3) and probabilities.dtype == np.float32
+    assert ((probabilities > 0) & (probabilities < 1)).all()
+    assert step.table.stats().rows == 0  # train=False never creates rows
+    assert step.domain_stats.observed.sum() == 0.0
+    assert all(torch.equal(a, b) for a, b in zip(before, step.model.parameters(), strict=True))
+
+
+def test_step_updates_rows_by_adagrad_and_the_network_by_adam():
+    step = make_step()
+    first, second = batches(512)
+    step.step(first)
+    rows = step.table.stats().rows
+    assert rows > 0
+    slots = step.table.lookup(np.unique(first.keys[first.key_mask]), 0, train=False)
+    assert (slots >= 0).all()
+    weights_before = step.table.gather(slots).copy()
+    dense_before = [p.detach().clone() for p in step.model.parameters()]
+    result = step.step(first)
+    moved = np.abs(step.table.gather(slots) - weights_before).sum(1)
+    assert (moved > 0).all()  # every row of the batch got a sparse AdaGrad update
+    assert any(not torch.equal(a, b) for a, b in zip(dense_before, step.model.parameters(), strict=True))
+    assert set(result.task_loss) == {"task0", "task1", "task2"}
+    assert result.probabilities.shape == (256, 3)
+    assert step.optimizer.param_groups[0]["lr"] == pytest.approx(3e-3)
+    assert step.domain_stats.observed.sum() > 0
+
+
+def test_pooling_means_multi_valued_features_and_skips_missing_ones():
+    step = make_step()
+    batch = batches(256)[0]
+    pooled = step.lookup.pool(batch, train=True)
+    tag = 3  # feature position of the 3-wide "tag" feature in small_schema
+    keys = batch.keys[0, 3:6][batch.key_mask[0, 3:6]]
+    expected = step.table.gather(step.table.lookup(keys, 0, train=False)).mean(0)
+    assert np.allclose(pooled.embeddings[0, tag].detach().numpy(), expected, atol=1e-6)
+    batch.key_mask[1, 3:6] = False  # a sample with no tag at all pools to zeros
+    assert float(step.lookup.pool(batch, train=False).embeddings[1, tag].abs().sum()) == 0.0
+
+
+def test_paper_online_preset_uses_the_papers_adam_rate():
+    step = make_step(preset="paper-online")
+    assert step.optimizer.param_groups[0]["lr"] == pytest.approx(5e-6)
+    assert make_step(preset="paper-online", dense_lr=0.01).optimizer.param_groups[0]["lr"] == 0.01
+
+
+@pytest.mark.parametrize("architecture", ["pepnet", "shared_bottom"])
+def test_progressive_auc_rises_well_above_chance(architecture):
+    step = make_step(architecture)
+    predictions, labels = [], []
+    for i, batch in enumerate(batches(25_600)):
+        p = step.score(batch)
+        step.step(batch)
+        if i >= 70:
+            predictions.append(p[:, 0])
+            labels.append(batch.labels[:, 0])
+    assert auc(np.concatenate(labels), np.concatenate(predictions)) > 0.8

@@ -1,0 +1,247 @@
+"""The pure event-time join: watermark of both inputs, windows, late/orphan actions, recovery."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import pytest
+
+from stream.config import load_config
+from stream.events import Action, Impression, LabelledSample
+from stream.joiner.partition_joiner import JoinOutput, PartitionJoiner
+from stream.simulator import EventSimulator
+
+TASKS = ["click", "like"]
+W, G = 1000, 100
+T0 = 1_000_000
+
+
+def imp(i: int, t: int, labels: dict[str, int] | None = None) -> Impression:
+    return Impression(f"i{i}", 7, 1, 2, "tab1", t, {}, {}, labels)
+
+
+def act(i: int, t: int, task: str = "click") -> Action:
+    return Action(f"i{i}", 7, task, t)
+
+
+class Feed:
+    """Feeds a joiner with per-input offsets and keeps everything it produced."""
+
+    def __init__(self, joiner: PartitionJoiner) -> None:
+        self.joiner = joiner
+        self.offsets = {"i": -1, "a": -1}
+        self.samples: list[LabelledSample] = []
+        self.counts: dict[str, int] = {}
+
+    def send(self, *events: Impression | Action) -> JoinOutput:
+        for e in events:
+            kind = "i" if isinstance(e, Impression) else "a"
+            self.offsets[kind] += 1
+            if kind == "i":
+                self.joiner.on_impression(e, self.offsets[kind])
+            else:
+                self.joiner.on_action(e, self.offsets[kind])
+        out = self.joiner.drain()
+        self.samples += [e.sample for e in out.emitted]
+        for k, v in out.counts.items():
+            self.counts[k] = self.counts.get(k, 0) + v
+        return out
+
+
+def new_feed() -> Feed:
+    return Feed(PartitionJoiner(0, TASKS, W, G))
+
+
+def test_sample_closes_when_both_inputs_pass_deadline() -> None:
+    f = new_feed()
+    f.send(imp(1, T0), act(1, T0 + 500, "like"))
+    f.send(imp(2, T0 + W + G + 1))  # impressions are past the deadline, actions are not
+    assert f.samples == []
+    f.send(act(2, T0 + W + G + 1))
+    assert [(s.sample_id, s.labels) for s in f.samples] == [("i1", {"click": 0, "like": 1})]
+    assert f.samples[0].join.closed_at_watermark_ms == T0 + W + G
+    assert f.samples[0].join.actions_joined == 1
+
+
+def test_lagging_action_stream_holds_the_watermark_back() -> None:
+    f = new_feed()
+    f.send(imp(1, T0), act(9, T0))
+    f.send(*[imp(i, T0 + i * 1000) for i in range(2, 10)])  # impressions run 8 s ahead
+    assert f.samples == []
+    f.send(act(1, T0 + W))  # at the window's edge: still inside
+    f.send(act(9, T0 + 5 * W))
+    assert [(s.sample_id, s.labels["click"]) for s in f.samples][0] == ("i1", 1)
+
+
+def test_late_and_out_of_window_actions_are_dropped() -> None:
+    f = new_feed()
+    f.send(imp(1, T0), imp(2, T0 + 50), act(2, T0 + 50 + 1))
+    f.send(act(2, T0 + 400, "like"))
+    f.send(act(1, T0 + 400 - G - 1))  # more than grace behind its own stream: late
+    f.send(act(2, T0 + 50 + W + 1, "like"))  # after the window of i2
+    f.send(imp(3, T0 + 5000), act(3, T0 + 5000))
+    labels = {s.sample_id: s.labels for s in f.samples}
+    assert labels == {"i1": {"click": 0, "like": 0}, "i2": {"click": 1, "like": 1}}
+    assert f.counts["late_actions"] == 1
+    assert f.counts["out_of_window_actions"] == 1
+
+
+def test_action_before_its_impression_waits_then_attaches_or_becomes_orphan() -> None:
+    f = new_feed()
+    f.send(act(1, T0 + 10), act(2, T0 + 20, "like"))
+    f.send(imp(1, T0))  # i1 arrives after its action (actions stream ran ahead)
+    f.send(imp(3, T0 + 20 + G + 1))  # impressions pass i2's action time + grace: orphan
+    assert f.counts["orphan_actions"] == 1
+    f.send(imp(4, T0 + 10 * W), act(4, T0 + 10 * W))
+    assert {s.sample_id: s.labels["click"] for s in f.samples} == {"i1": 1, "i3": 0}
+
+
+def test_action_after_emission_is_counted_late() -> None:
+    f = new_feed()
+    f.send(imp(1, T0), act(1, T0 + 1))
+    f.send(imp(2, T0 + 3 * W), act(2, T0 + 3 * W))
+    assert [s.sample_id for s in f.samples] == ["i1"]
+    f.send(act(1, T0 + 3 * W, "like"))  # on time in its stream, but i1 is gone
+    assert f.counts["late_actions"] == 1
+    assert f.counts.get("orphan_actions", 0) == 0
+
+
+def test_late_impression_is_emitted_at_once_without_observed_labels() -> None:
+    f = new_feed()
+    f.send(imp(1, T0 + 5000))
+    f.send(imp(2, T0))  # 5 s behind its stream, grace is 100 ms
+    assert [(s.sample_id, s.labels, s.join.source) for s in f.samples] == [("i2", {}, "late_impression")]
+
+
+def test_prelabelled_impression_passes_straight_through() -> None:
+    f = new_feed()
+    f.send(imp(1, T0, labels={"click": 1}))
+    assert [(s.sample_id, s.labels, s.join.source) for s in f.samples] == [("i1", {"click": 1}, "prelabelled")]
+    assert f.joiner.pending_count == 0
+
+
+def test_close_all_emits_every_pending_impression() -> None:
+    f = new_feed()
+    f.send(imp(1, T0), act(1, T0 + 5), imp(2, T0 + 10), act(7, T0 + 20))
+    f.joiner.close_all()
+    f.send()
+    assert sorted(s.sample_id for s in f.samples) == ["i1", "i2"]
+    assert f.counts["orphan_actions"] == 1
+    assert f.joiner.pending_count == 0
+
+
+def test_duplicate_events_below_the_applied_offset_are_skipped() -> None:
+    j = PartitionJoiner(0, TASKS, W, G)
+    j.on_impression(imp(1, T0), 0)
+    j.on_action(act(1, T0 + 1), 0)
+    j.on_action(act(1, T0 + 1), 0)  # redelivered after a crash
+    assert j.drain().counts["replayed_skipped"] == 1
+    assert j.pending["i1"].actions == {("click", T0 + 1)}
+
+
+# -- determinism and recovery against the simulator's ground truth ---------------------------
+
+
+@pytest.fixture(scope="module")
+def simulated() -> tuple[list[Impression | Action], dict[str, LabelledSample], int]:
+    config = load_config(environ={})
+    simulator = EventSimulator(config.simulator, config.schema)
+    n = 3000
+    events = list(simulator.events(n))
+    truth = {s.sample_id: s for s, _ in simulator.labelled_samples(n, config.joiner.window_ms)}
+    return events, truth, config.joiner.window_ms
+
+
+def _interleave(events: list[Any], seed: int) -> list[Any]:
+    """Same order within each input, random interleaving of the two (like two consumers)."""
+    rng = random.Random(seed)
+    imps = [e for e in events if isinstance(e, Impression)]
+    acts = [e for e in events if isinstance(e, Action)]
+    out, i, a = [], 0, 0
+    while i < len(imps) or a < len(acts):
+        take_imp = a >= len(acts) or (i < len(imps) and rng.random() < 0.5 + 0.4 * ((seed % 3) - 1))
+        if take_imp:
+            out.append(imps[i])
+            i += 1
+        else:
+            out.append(acts[a])
+            a += 1
+    return out
+
+
+def _run(events: list[Any], window_ms: int, tasks: list[str]) -> dict[str, LabelledSample]:
+    f = Feed(PartitionJoiner(0, tasks, window_ms, 30_000))
+    for e in events:
+        f.send(e)
+    f.joiner.close_all()
+    f.send()
+    assert len(f.samples) == len({s.sample_id for s in f.samples})
+    return {s.sample_id: s for s in f.samples}
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_any_interleaving_of_the_inputs_gives_the_ground_truth(simulated: Any, seed: int) -> None:
+    events, truth, window_ms = simulated
+    tasks = list(next(iter(truth.values())).labels)
+    samples = _run(_interleave(events, seed), window_ms, tasks)
+    assert samples.keys() == truth.keys()
+    assert {k: s.labels for k, s in samples.items()} == {k: s.labels for k, s in truth.items()}
+
+
+def test_crash_at_any_point_restores_to_identical_samples(simulated: Any) -> None:
+    """Persist a prefix of the changelog writes, restart from older offsets: same samples."""
+    events, truth, window_ms = simulated
+    tasks = list(next(iter(truth.values())).labels)
+    order = _interleave(events, 5)
+    rng = random.Random(11)
+    for _ in range(6):
+        crash_at = rng.randrange(len(order) // 4, 3 * len(order) // 4)
+        table: dict[str, Any] = {}
+        log: list[tuple[str, Any]] = []  # changelog in write order
+        emitted: dict[str, LabelledSample] = {}
+        joiner = PartitionJoiner(0, tasks, window_ms, 30_000)
+        offsets = {"i": -1, "a": -1}
+        boundaries: list[tuple[int, dict[str, int], int]] = [(0, dict(offsets), 0)]  # (event, offsets, log)
+        position = 0
+        while position < crash_at:  # batches of events, like the agent's take_events
+            batch = order[position : min(crash_at, position + rng.randint(1, 60))]
+            for e in batch:
+                kind = "i" if isinstance(e, Impression) else "a"
+                offsets[kind] += 1
+                (joiner.on_impression if kind == "i" else joiner.on_action)(e, offsets[kind])
+            position += len(batch)
+            out = joiner.drain()
+            log += out.changes
+            for s in out.emitted:
+                emitted[s.sample.sample_id] = s.sample
+                if s.state_key is not None and rng.random() < 0.7:  # some deliveries confirmed
+                    log.append((s.state_key, None))
+            boundaries.append((position, dict(offsets), len(log)))
+        # Offsets are committed after the producer is flushed: the committed position lags behind
+        # the processed one, and every write made before it is durable; a later tail may be lost.
+        resume, offsets, durable = boundaries[rng.randrange(0, len(boundaries) - 1)]
+        for key, record in log[: rng.randrange(durable, len(log) + 1)]:
+            table.pop(key, None) if record is None else table.__setitem__(key, record)
+        restored = PartitionJoiner.restore(0, tasks, window_ms, 30_000, table.items())
+        f = Feed(restored)
+        f.offsets = offsets
+        for e in order[resume:]:
+            f.send(e)
+        restored.close_all()
+        f.send()
+        for s in f.samples:
+            if s.sample_id in emitted:
+                assert emitted[s.sample_id].labels == s.labels  # a duplicate is identical
+            emitted[s.sample_id] = s
+        assert emitted.keys() == truth.keys()
+        assert {k: s.labels for k, s in emitted.items()} == {k: s.labels for k, s in truth.items()}
+
+
+def test_sample_bytes_equal_the_events_encoding(simulated: Any) -> None:
+    from stream.events import encode
+    from stream.joiner.sample_codec import sample_bytes
+
+    _, truth, _ = simulated
+    for sample in list(truth.values())[:50]:
+        assert sample_bytes(sample) == encode(sample)

@@ -1,0 +1,95 @@
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from monitoring.run_log import read_pass_records
+from stream.trainer.checkpoint import CheckpointStore
+from stream.trainer.exporter import latest_pass_dir
+from stream.trainer.loop import IncrementalTrainer, RunOptions, TrainerPaths, read_manifests
+
+from .kafka_samples import fill_samples_topic, simulated_samples, small_config
+
+pytestmark = pytest.mark.kafka
+
+
+def trainer_for(config, run_dir):
+    return IncrementalTrainer(config, TrainerPaths.from_config(config, str(run_dir)))
+
+
+def final_state(run_dir: Path):
+    store = CheckpointStore(run_dir / "checkpoints", keep=3)
+    _, path = store.latest_valid()
+    dense = torch.load(path / "dense.pt", weights_only=True)
+    table = dict(__import__("numpy").load(path / "table.npz"))
+    table.pop("__meta__")
+    return dense, table, json.loads((path / "state.json").read_text())
+
+
+def assert_same_model(a: Path, b: Path):
+    from stream.trainer.training_model import dense_tensors_equal
+
+    dense_a, table_a, state_a = final_state(a)
+    dense_b, table_b, state_b = final_state(b)
+    assert dense_tensors_equal(dense_a, dense_b)
+    assert table_a.keys() == table_b.keys()
+    for name in table_a:
+        assert (table_a[name] == table_b[name]).all(), name
+    assert state_a["next_offsets"] == state_b["next_offsets"]
+
+
+def test_trains_every_sample_once_and_publishes(pipeline_config, tmp_path):
+    config = small_config(pipeline_config)
+    samples = simulated_samples(config, 1000)
+    # Two copies of 50 samples, as a restarted joiner would write them (same sample ids).
+    fill_samples_topic(config, samples + samples[100:150])
+    summary = trainer_for(config, tmp_path / "run").run(RunOptions(stop_at_end=True))
+    manifests = read_manifests(tmp_path / "run")
+    assert [m.pass_index for m in manifests] == list(range(len(manifests))) and len(manifests) >= 5
+    assert sum(m.messages for m in manifests) == 1050
+    assert sum(m.samples for m in manifests) == 1000 == sum(r.samples for r in summary.passes)
+    assert sum(m.duplicates for m in manifests) == 50
+    records = read_pass_records(tmp_path / "run")
+    assert [r.pass_index for r in records] == [m.pass_index for m in manifests]
+    assert all(0.0 <= v <= 1.0 for r in records[1:] for v in r.auc.values() if v == v)
+    assert records[-1].table_rows > 0
+    latest = latest_pass_dir(tmp_path / "run" / "model")
+    assert latest.name == f"pass-{manifests[-1].pass_index:09d}"
+    assert json.loads((latest / "manifest.json").read_text()) == manifests[-1].to_dict()
+    # Per-partition ranges are contiguous from 0 to the end of the topic.
+    ends = {}
+    for m in manifests:
+        for r in m.ranges:
+            assert r.start_offset == ends.get(r.partition, 0)
+            ends[r.partition] = r.end_offset
+    assert sum(ends.values()) == 1050
+
+
+def test_restart_continues_bit_for_bit(pipeline_config, tmp_path):
+    config = small_config(pipeline_config)
+    fill_samples_topic(config, simulated_samples(config, 1400))
+    trainer_for(config, tmp_path / "straight").run(RunOptions(max_passes=6))
+    first = trainer_for(config, tmp_path / "restarted").run(RunOptions(max_passes=2))
+    assert first.next_pass == 2
+    second = trainer_for(config, tmp_path / "restarted").run(RunOptions(max_passes=6))
+    assert second.resumed_from_pass == 1 and second.next_pass == 6
+    straight, restarted = read_manifests(tmp_path / "straight"), read_manifests(tmp_path / "restarted")
+    assert [m.to_dict() for m in restarted] == [m.to_dict() for m in straight]
+    assert_same_model(tmp_path / "straight", tmp_path / "restarted")
+
+
+def test_corrupt_checkpoint_falls_back_and_retrains_the_pass(pipeline_config, tmp_path, caplog):
+    config = small_config(pipeline_config)
+    fill_samples_topic(config, simulated_samples(config, 900))
+    trainer_for(config, tmp_path / "straight").run(RunOptions(max_passes=4))
+    trainer_for(config, tmp_path / "damaged").run(RunOptions(max_passes=3))
+    dense = tmp_path / "damaged" / "checkpoints" / "ckpt-000000002" / "dense.pt"
+    dense.write_bytes(dense.read_bytes()[:-20])  # a torn write of the newest checkpoint
+    summary = trainer_for(config, tmp_path / "damaged").run(RunOptions(max_passes=4))
+    assert summary.resumed_from_pass == 1
+    assert any("ckpt-000000002" in r.getMessage() and "falling back" in r.getMessage() for r in caplog.records)
+    assert [m.to_dict() for m in read_manifests(tmp_path / "damaged")] == [
+        m.to_dict() for m in read_manifests(tmp_path / "straight")
+    ]
+    assert_same_model(tmp_path / "straight", tmp_path / "damaged")
