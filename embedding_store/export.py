@@ -81,15 +81,17 @@ def _listing(model_dir: Path) -> list[tuple[int, str, Path]]:
     return sorted(found)
 
 
-def read_export_chain(model_dir: Path) -> list[ExportFile]:
-    """The newest snapshot and the deltas that follow it, in order, verified and checksummed."""
+def read_export_chain(model_dir: Path, up_to_pass: int | None = None) -> list[ExportFile]:
+    """The newest snapshot and the deltas that follow it, in order, verified and checksummed;
+    files of passes after ``up_to_pass`` (when given) are ignored."""
     model_dir = Path(model_dir)
     if not model_dir.is_dir():
         raise ValueError(f"model_dir {model_dir} is not a directory")
-    listing = _listing(model_dir)
+    listing = [entry for entry in _listing(model_dir) if up_to_pass is None or entry[0] <= up_to_pass]
     snapshots = [entry for entry in listing if entry[1] == "snapshot"]
     if not snapshots:
-        raise ValueError(f"model_dir {model_dir} holds no snapshot-*.npz export")
+        limit = "" if up_to_pass is None else f" up to pass {up_to_pass}"
+        raise ValueError(f"model_dir {model_dir} holds no snapshot-*.npz export{limit}")
     base_pass = snapshots[-1][0]
     chain = []
     for pass_index, kind, path in listing:

@@ -49,15 +49,18 @@ class OpenAddressingIndex:
 
     def find(self, keys: np.ndarray) -> np.ndarray:
         """Slots (int64, -1 when absent) of the uint64 ``keys`` (1-D); key 0 is always absent."""
-        n = keys.shape[0]
-        slots = np.full(n, -1, dtype=np.int64)
-        active = np.flatnonzero(keys != 0)
-        pending_keys = keys[active]
-        pos = self._home(pending_keys)
         buckets, row_keys = self.buckets, self.row_keys
+        # First probe on the whole batch without index arrays: most keys end here.
+        pos = self._home(keys)
+        found = buckets[pos]
+        # Negative bucket values index the tail of row_keys (zeros) harmlessly; ``found >= 0`` masks them.
+        match = (row_keys[found] == keys) & (found >= 0)
+        slots = np.where(match, found, -1).astype(np.int64)
+        active = np.flatnonzero(~match & (found != EMPTY) & (keys != 0))
+        pending_keys = keys[active]
+        pos = self._advance(pos[active])
         while active.shape[0]:
             found = buckets[pos]
-            # Negative bucket values index the tail of row_keys harmlessly; ``found >= 0`` masks them.
             match = (row_keys[found] == pending_keys) & (found >= 0)
             slots[active[match]] = found[match]
             keep = ~match & (found != EMPTY)
@@ -89,13 +92,10 @@ class OpenAddressingIndex:
         self.live += inserted
 
     def remove(self, slots: np.ndarray) -> None:
-        """Tombstone the entries of live rows ``slots``."""
+        """Tombstone the entries of live rows ``slots`` (the caller guarantees they are live)."""
         if slots.shape[0] == 0:
             return
-        positions = self.slot_bucket[slots]
-        if not np.array_equal(self.buckets[positions], slots):
-            raise ValueError("remove: some slots are not live rows of the index")
-        self.buckets[positions] = TOMBSTONE
+        self.buckets[self.slot_bucket[slots]] = TOMBSTONE
         self.live -= slots.shape[0]
         self.tombstones += slots.shape[0]
 

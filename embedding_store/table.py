@@ -55,8 +55,9 @@ class EmbeddingTable:
 
     Slots returned by ``lookup(train=True)`` stay valid until the next ``end_pass``: rows are
     deleted only there, or, when new keys find the table full mid-pass, among the rows *not* looked
-    up since the last pass end (slots of ``train=False`` lookups are valid until the next training
-    lookup). Times are event time in ms, stored as uint32 ticks of ``config.time_resolution_ms``.
+    up since the last pass end whose score is no higher than a new row's after one show (slots of
+    ``train=False`` lookups are valid until the next training lookup). Times are event time in ms,
+    stored as uint32 ticks of ``config.time_resolution_ms``.
     """
 
     def __init__(self, config: TableConfig, seed: int | None = None) -> None:
@@ -215,10 +216,12 @@ class EmbeddingTable:
         slots[missing] = unique_slots[inverse]
 
     def _evict_untouched(self, shortfall: int) -> None:
-        """Make room mid-pass: delete the lowest-score rows not looked up since the last pass end,
-        at least ``shortfall`` of them and down to the low watermark (reason: budget)."""
+        """Make room mid-pass: delete the lowest-score rows not looked up since the last pass end
+        and worth no more than a new row after one show, at least ``shortfall`` of them (if there
+        are that many) and down to the low watermark (reason: budget)."""
         untouched = (self._flags & _TOUCHED) == 0
-        candidates = np.flatnonzero(untouched & (self._keys[: self.capacity] != 0))
+        new_row_score = np.float32(self.config.initial_score) + np.float32(self.config.show_weight)
+        candidates = np.flatnonzero(untouched & (self._keys[: self.capacity] != 0) & (self._score <= new_row_score))
         to_low_watermark = len(self) - self.layout.rows_within(self.config.low_watermark * self.config.budget_bytes)
         count = min(candidates.shape[0], max(shortfall, to_low_watermark))
         self._delete(lowest_score_rows(self._score, count, candidates), EvictionReason.BUDGET, None)
@@ -485,9 +488,10 @@ class EmbeddingTable:
         return record
 
     @classmethod
-    def load_export(cls, model_dir: str | Path) -> EmbeddingTable:
-        """A table holding exactly the exported rows: newest snapshot, then its deltas in order."""
-        chain = read_export_chain(Path(model_dir))
+    def load_export(cls, model_dir: str | Path, up_to_pass: int | None = None) -> EmbeddingTable:
+        """A table holding exactly the exported rows: newest snapshot, then its deltas in order
+        (only exports of passes <= ``up_to_pass`` when given, e.g. the pass a model pointer names)."""
+        chain = read_export_chain(Path(model_dir), up_to_pass)
         header = chain[0].meta
         table = cls(_config_from_dict(header["config"]), seed=int(header["seed"]))
         for export_file in chain:

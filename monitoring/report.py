@@ -104,11 +104,13 @@ def _auc_panels(records: Sequence[PassRecord]) -> list[_Panel]:
 
 
 def _write_figure(path: Path, x: list[int], panels: list[_Panel]) -> RenderedPlot:
-    """Draw the panels stacked vertically and save them atomically (temp file, then rename) as PNG."""
-    figure = Figure(figsize=(8, 3.2 * max(1, len(panels))), layout="constrained")
+    """Draw the panels (one column, two beyond two panels) and save them atomically as PNG (temp + rename)."""
+    columns = 2 if len(panels) > 2 else 1
+    rows = -(-len(panels) // columns)
+    figure = Figure(figsize=(8 * columns, 3.2 * rows), layout="constrained")
     FigureCanvasAgg(figure)
     for index, panel in enumerate(panels):
-        axes = figure.add_subplot(len(panels), 1, index + 1)
+        axes = figure.add_subplot(rows, columns, index + 1)
         for name, values in panel.series.items():
             style = (panel.styles or {}).get(name, "-")
             axes.plot(x, values, style, marker="o", markersize=3, label=name)

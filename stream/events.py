@@ -7,7 +7,7 @@ the job of :mod:`stream.validation`. All times are event times in milliseconds s
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 SparseValue = int | str | list[int | str]
@@ -73,7 +73,22 @@ class LabelledSample:
 
 def encode(event: Impression | Action | LabelledSample) -> bytes:
     """Compact JSON bytes of an event."""
-    return json.dumps(asdict(event), separators=(",", ":")).encode()
+    return _ENCODER.encode(to_dict(event)).encode()
+
+
+def to_dict(event: Impression | Action | LabelledSample) -> dict[str, Any]:
+    """The event as plain JSON types; shares the event's dicts (no deep copy, unlike ``asdict``)."""
+    if isinstance(event, LabelledSample):
+        return {
+            "sample_id": event.sample_id,
+            "impression": vars(event.impression),
+            "labels": event.labels,
+            "join": vars(event.join),
+        }
+    return vars(event)
+
+
+_ENCODER = json.JSONEncoder(separators=(",", ":"))
 
 
 def impression_from_dict(d: dict[str, Any]) -> Impression:

@@ -39,17 +39,20 @@ class FaustSettings:
     broker_commit_interval_s: float = 2.0
     # Events the agent takes at once (a batch is processed without yielding to the event loop).
     batch_size: int = 1000
-    batch_within_s: float = 0.05
+    batch_within_s: float = 0.3
     # Where faust keeps its per-worker files (the table store itself is in memory + changelog).
     data_dir: str = ".pepnet/joiner"
     web_enabled: bool = False  # faust's own web server; metrics are served by monitoring.server
     producer_linger_ms: int = 20
+    # A worker killed with -9 keeps its partitions until the group coordinator stops hearing from
+    # it: this long (seconds). Short enough for a quick take-over, long enough for GC pauses.
+    session_timeout_s: float = 10.0
 
     def __post_init__(self) -> None:
         for name in ("stream_buffer_maxsize", "broker_commit_every", "batch_size"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
-        for name in ("broker_commit_interval_s", "batch_within_s"):
+        for name in ("broker_commit_interval_s", "batch_within_s", "session_timeout_s"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be > 0 (seconds), got {getattr(self, name)}")
         if not self.data_dir:

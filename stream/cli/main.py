@@ -14,7 +14,7 @@ import sys
 
 from stream.errors import UserError
 
-COMMAND_MODULES: list[str] = ["kafka", "topics", "report", "worker", "train", "evaluate"]
+COMMAND_MODULES: list[str] = ["kafka", "topics", "simulate", "worker", "train", "evaluate", "report"]
 
 
 def build_parser() -> argparse.ArgumentParser:

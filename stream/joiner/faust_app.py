@@ -82,9 +82,11 @@ class JoinerApp:
             producer_linger_ms=settings.producer_linger_ms,
             consumer_auto_offset_reset="earliest",
             web_enabled=settings.web_enabled,
+            broker_session_timeout=settings.session_timeout_s,
+            broker_heartbeat_interval=settings.session_timeout_s / 4,
             topic_allow_declare=True,
         )
-        self.table = self.app.Table(STATE_TABLE, partitions=self.partitions, key_type=str, value_type=dict)
+        self.table = self.app.Table(STATE_TABLE, partitions=self.partitions)  # json keys and values
         self.source = self.app.topic(
             self.impressions_topic, self.actions_topic, key_serializer="raw", value_serializer="raw"
         )
@@ -94,6 +96,7 @@ class JoinerApp:
         self.joiners: dict[int, PartitionJoiner] = {}
         self.activity: dict[int, _PartitionActivity] = {}
         self.samples_sent = 0
+        self._producer: Any = None  # faust's AIOKafkaProducer, known once the app runs
         self._confirmed: dict[int, list[str]] = {}  # partition -> state keys whose samples were acked
         self._generation = 0  # bumped on every rebuild: late delivery callbacks of old joiners are ignored
         for reason in REASONS:
@@ -167,10 +170,13 @@ class JoinerApp:
     ) -> asyncio.Future[Any]:
         """Hand one message to the producer; returns the delivery future.
 
-        Straight to aiokafka rather than faust's send_soon buffer, which hands messages over one
-        event-loop round trip at a time. faust still flushes this producer before every commit.
+        Straight to faust's aiokafka producer rather than faust's send_soon buffer, which hands
+        messages over one event-loop round trip at a time. faust flushes this producer before
+        every offset commit, so the at-least-once argument holds.
         """
-        return await self.app.producer.send(topic, key, value, partition, None, headers)
+        if self._producer is None:
+            self._producer = self.app.producer._ensure_producer()
+        return await self._producer.send(topic, value, key=key, partition=partition, headers=headers)
 
     def _joiner(self, partition: int) -> PartitionJoiner:
         joiner = self.joiners.get(partition)

@@ -126,16 +126,18 @@ class PartitionJoiner:
         if offset <= clock.impressions_offset:
             self._out.counts["replayed_skipped"] += 1
             return
+        clock.impressions_offset = offset
+        self._clock_dirty = True
+        if impression.labels is not None:
+            # Pre-labelled input takes no part in the join, not even in the stream time.
+            self._emit_prelabelled(impression)
+            return
         on_time = clock.impressions_time_ms == NO_TIME or (
             impression.event_time_ms >= clock.impressions_time_ms - self.grace_ms
         )
         clock.impressions_time_ms = max(clock.impressions_time_ms, impression.event_time_ms)
-        clock.impressions_offset = offset
-        self._clock_dirty = True
         impression_id = impression.impression_id
-        if impression.labels is not None:
-            self._emit_prelabelled(impression)
-        elif impression_id in self.pending:
+        if impression_id in self.pending:
             self._out.counts["duplicate_impressions"] += 1
         elif not on_time:
             self._emit_late_impression(impression)

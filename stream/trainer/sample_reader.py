@@ -126,6 +126,8 @@ class SampleReader:
         self._paused: set[int] = set()
         self._wanted_paused: set[int] = set()
         self._lock = threading.Lock()
+        self._pending_commit: dict[int, int] | None = None
+        self._high_watermarks: dict[int, int] = {}
         self.messages_read = 0
 
     def start(self) -> None:
@@ -149,24 +151,15 @@ class SampleReader:
             self._wanted_paused = set(partitions)
 
     def commit(self, next_offsets: dict[int, int]) -> None:
-        """Commit ``next_offsets`` to the consumer group (for lag monitoring only), asynchronously."""
-        offsets = [TopicPartition(self.topic, p, o) for p, o in sorted(next_offsets.items())]
-        try:
-            self._consumer.commit(offsets=offsets, asynchronous=True)
-        except KafkaException as error:
-            log.warning("committing offsets for lag monitoring failed: %s", error)
+        """Commit ``next_offsets`` to the consumer group (lag monitoring only), from the reader thread."""
+        with self._lock:
+            self._pending_commit = dict(next_offsets)
 
     def lag(self, next_offsets: dict[int, int]) -> int:
-        """Messages after ``next_offsets`` up to the last known high watermarks (cached, no I/O)."""
-        total = 0
-        for p, offset in next_offsets.items():
-            try:
-                _, high = self._consumer.get_watermark_offsets(TopicPartition(self.topic, p), cached=True)
-            except KafkaException:
-                continue
-            if high >= 0:
-                total += max(0, high - offset)
-        return total
+        """Messages after ``next_offsets`` up to the high watermarks last seen by the reader (no I/O)."""
+        with self._lock:
+            high = dict(self._high_watermarks)
+        return sum(max(0, high[p] - o) for p, o in next_offsets.items() if p in high)
 
     def close(self) -> None:
         self._stop.set()
@@ -177,13 +170,29 @@ class SampleReader:
     def _run(self) -> None:
         try:
             timeout_s = self.settings.consume_timeout_ms / 1000
+            # librdkafka calls on this handle stay on this thread: a second thread calling into the
+            # consumer while consume() waits was seen to block until the wait ends.
             while not self._stop.is_set():
                 self._apply_pauses()
+                self._commit_pending()
                 messages = self._consumer.consume(self.settings.consume_messages, timeout_s)
                 if messages:
                     self._handle(messages)
+            self._commit_pending()
         except BaseException as error:  # handed to the training thread, which re-raises it
             self._put(error)
+
+    def _commit_pending(self) -> None:
+        with self._lock:
+            offsets, self._pending_commit = self._pending_commit, None
+        if not offsets:
+            return
+        try:
+            self._consumer.commit(
+                offsets=[TopicPartition(self.topic, p, o) for p, o in sorted(offsets.items())], asynchronous=False
+            )
+        except KafkaException as error:
+            log.warning("committing offsets for lag monitoring failed: %s", error)
 
     def _apply_pauses(self) -> None:
         with self._lock:
@@ -212,6 +221,9 @@ class SampleReader:
             kept, batch = self.decoder.decode([m.value() for m in group])
             next_position = int(offsets[-1]) + 1
             self._read_positions[partition] = next_position
+            _low, high = self._consumer.get_watermark_offsets(TopicPartition(self.topic, partition), cached=True)
+            with self._lock:
+                self._high_watermarks[partition] = high
             self.messages_read += len(group)
             if batch is not None:
                 self._put(DecodedChunk(partition, offsets[kept], batch, next_position))

@@ -100,3 +100,23 @@ def test_score_decays_each_pass_and_adds_shows_and_positives(item_keys):
     by_key = dict(zip(rows["keys"].tolist(), rows["score"].tolist(), strict=True))
     assert by_key[int(item_keys[0])] == pytest.approx(0.5 * 1.2)
     assert by_key[int(item_keys[1])] == pytest.approx(0.5 * 0.1)
+
+
+def test_full_table_mid_pass_evicts_only_rows_untouched_this_pass():
+    table = EmbeddingTable(small_config(high_watermark=0.9, low_watermark=0.5))
+    capacity = table.capacity
+    old = feature_keys("item_id", np.arange(1, capacity + 1))
+    old_slots = table.lookup(old, 1)
+    table.record_feedback(old_slots[:10], np.ones(10))  # ten high scores among the old rows
+    table.end_pass(0, 2)  # down to the low watermark
+    survivors = table.lookup(old, 3, train=False)
+    kept = old[survivors >= 0]
+    in_use = table.lookup(kept[-5:], 3)  # touched this pass: protected until the pass ends
+    new = feature_keys("tag", np.arange(1, capacity))
+    new_slots = table.lookup(new, 4)
+    assert (new_slots >= 0).sum() > 0
+    assert (table.lookup(kept[-5:], 4, train=False) == in_use).all()
+    assert (table.lookup(old[:10], 4, train=False) >= 0).all()  # the high scores stay
+    stats = table.stats()
+    assert stats.evictions["budget"] > capacity - len(kept)  # rows went mid-pass too
+    assert stats.rejections["full"] > 0  # every row touched this pass: the rest waits

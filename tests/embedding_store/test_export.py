@@ -48,6 +48,22 @@ def test_snapshot_plus_twenty_deltas_equals_the_live_table(tmp_path):
     assert live_rows.tobytes() == loaded_rows.tobytes()
 
 
+def test_load_up_to_a_pass(tmp_path):
+    table = EmbeddingTable(small_config(snapshot_every_passes=3, keep_snapshots=5))
+    rng = np.random.default_rng(2)
+    rows_after = []
+    for pass_index in range(5):
+        _train_one_pass(table, rng, pass_index)
+        table.export(tmp_path, pass_index)
+        rows_after.append(table.live_rows())
+    for pass_index in (1, 2, 3):
+        loaded = EmbeddingTable.load_export(tmp_path, up_to_pass=pass_index).live_rows()
+        assert loaded["weights"].tobytes() == rows_after[pass_index]["weights"].tobytes()
+        assert loaded["keys"].tobytes() == rows_after[pass_index]["keys"].tobytes()
+    with pytest.raises(ValueError, match="no snapshot-\\*.npz export up to pass -1"):
+        EmbeddingTable.load_export(tmp_path, up_to_pass=-1)
+
+
 def test_snapshot_every_k_passes_and_pruning(tmp_path):
     table = EmbeddingTable(small_config(snapshot_every_passes=3, keep_snapshots=2, deletion_log_fraction=1.0))
     rng = np.random.default_rng(1)

@@ -100,7 +100,8 @@ class ReferenceTable:
 
     def _check_mid_pass_eviction(self, table: EmbeddingTable, wanted: int) -> None:
         """The table ran out of rows: it must have deleted the lowest-score untouched rows."""
-        untouched = [k for k in self.rows if k not in self.touched]
+        new_row_score = np.float32(CONFIG.initial_score) + np.float32(CONFIG.show_weight)
+        untouched = [k for k in self.rows if k not in self.touched and self.rows[k].score <= new_row_score]
         to_low = len(self.rows) - self.layout.rows_within(CONFIG.low_watermark * CONFIG.budget_bytes)
         expected = min(len(untouched), max(wanted - (self.capacity - len(self.rows)), to_low))
         live = set(table.live_rows()["keys"].tolist())

@@ -100,16 +100,41 @@ def main() -> int:
     for sample in samples:
         producer.produce(config.kafka.topics.samples.name, encode(sample), key=str(sample.impression.user_id))
         producer.poll(0)
-    producer.flush(30)
+    if producer.flush(60):
+        raise RuntimeError("samples not delivered within 60 s")
 
-    passes = train_passes(config, Path(args.run_dir), len(samples), args.pass_samples)
+    passes = train_passes(config, Path(args.run_dir), args.pass_samples)
     print(f"trained {passes}", flush=True)
     time.sleep(args.linger_s)
     worker_server.close()
     return 0
 
 
-def train_passes(config: PipelineConfig, run_dir: Path, total: int, pass_samples: int) -> int:
+def read_pass(consumer: Consumer, pass_samples: int, idle_s: float) -> tuple[list[bytes], dict[int, int]]:
+    """Up to `pass_samples` message values, fewer once nothing arrived for `idle_s` (end of the topic)."""
+    values: list[bytes] = []
+    next_offsets: dict[int, int] = {}
+    idle_since = time.monotonic()
+    while len(values) < pass_samples and time.monotonic() - idle_since < idle_s:
+        messages = [m for m in consumer.consume(pass_samples - len(values), 0.5) if not m.error()]
+        if messages:
+            idle_since = time.monotonic()
+        for message in messages:
+            values.append(message.value())
+            next_offsets[message.partition()] = message.offset() + 1
+    return values, next_offsets
+
+
+def total_lag(consumer: Consumer, topic: str, partitions: int) -> int:
+    """Messages between the consumer's positions and the cached high watermarks."""
+    lag = 0
+    for position in consumer.position([TopicPartition(topic, p) for p in range(partitions)]):
+        _, high = consumer.get_watermark_offsets(position, cached=True)
+        lag += max(0, high - max(position.offset, 0)) if high >= 0 else 0
+    return lag
+
+
+def train_passes(config: PipelineConfig, run_dir: Path, pass_samples: int) -> int:
     """Consume the samples topic in passes: score, train, end the pass, publish. Returns the passes run."""
     registry = CollectorRegistry()
     register_process_metrics(registry)
@@ -130,16 +155,11 @@ def train_passes(config: PipelineConfig, run_dir: Path, total: int, pass_samples
     consumer.assign([TopicPartition(topic.name, p, 0) for p in range(topic.partitions)])
     model = TrainingModel.fresh(config.schema, config.model, config.embedding_store)
     batcher = SampleBatcher(config.schema)
-    tasks, consumed, pass_index = config.schema.task_names, 0, 0
-    while consumed < total:
-        values: list[bytes] = []
-        next_offsets: dict[int, int] = {}
-        while len(values) < min(pass_samples, total - consumed):
-            for message in consumer.consume(pass_samples - len(values), 1.0):
-                if not message.error():
-                    values.append(message.value())
-                    next_offsets[message.partition()] = message.offset() + 1
-        consumed += len(values)
+    tasks, pass_index = config.schema.task_names, 0
+    while True:
+        values, next_offsets = read_pass(consumer, pass_samples, idle_s=3.0)
+        if not values:
+            break
         started = time.perf_counter()
         batch = batcher.build([sample_from_dict(json.loads(value)) for value in values])
         validation = progressive_metrics(batch, model.step.score(batch), tasks, config.schema.domains)
@@ -161,7 +181,7 @@ def train_passes(config: PipelineConfig, run_dir: Path, total: int, pass_samples
             budget_bytes=stats.budget_bytes,
             table_rows=stats.rows,
             evictions=report.evictions,
-            consumer_lag=total - consumed,
+            consumer_lag=total_lag(consumer, topic.name, topic.partitions),
             event_time_min_ms=int(batch.event_time_ms.min()),
             event_time_max_ms=int(batch.event_time_ms.max()),
         )
@@ -181,7 +201,6 @@ def train_passes(config: PipelineConfig, run_dir: Path, total: int, pass_samples
         # librdkafka's consumer_lag is measured from the committed offsets
         consumer.commit(offsets=[TopicPartition(topic.name, p, o) for p, o in next_offsets.items()], asynchronous=False)
         pass_index += 1
-        consumer.poll(0.5)  # serve a statistics callback between passes, like a trainer waiting for data
     consumer.close()
     server.close()
     return pass_index

@@ -24,6 +24,7 @@ from pathlib import Path
 import pytest
 
 from monitoring.query_coverage import dashboard_expressions, data_queries, rule_expressions
+from monitoring.report import render_run_report
 from monitoring.run_log import read_pass_records
 from tests.monitoring.prometheus_server import PROMETHEUS_BINARY, PROMETHEUS_DIR, REPO_ROOT, PrometheusServer, free_port
 
@@ -97,3 +98,6 @@ def test_every_dashboard_and_rule_expression_returns_data(kafka_broker: str, tmp
         target.wait(timeout=30)
     records = read_pass_records(run_dir)
     assert len(records) >= 2, target_log.read_text()[-3000:]
+    for plot in render_run_report(run_dir):  # the run's report: one point per pass in every line
+        assert plot.path.is_file()
+        assert {len(line.get_xdata()) for axes in plot.figure.axes for line in axes.get_lines()} == {len(records)}

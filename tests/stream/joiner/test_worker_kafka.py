@@ -1,0 +1,197 @@
+"""`pepnet worker` against the real broker: the join equals the simulator's ground truth, survives
+kill -9, replays identically, and sends every malformed event to the dead-letter topic.
+
+Sizes are kept small for the suite (window 5 s of event time so that windows close by watermark
+during the run); ``benchmarks/joiner.py`` runs the same check with 200,000 impressions.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections import Counter
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import yaml
+
+from stream.config import PipelineConfig
+from stream.dead_letters import DeadLetter
+from stream.events import Impression, LabelledSample, decode_sample, encode
+from stream.joiner.event_log import EventLogWriter, read_topic
+from stream.simulator import EventSimulator
+from tests.conftest import REPO_ROOT
+from tests.stream.joiner.malformed_events import KINDS, corrupt, kinds_for
+
+pytestmark = pytest.mark.kafka
+
+WINDOW_MS = 5_000
+GRACE_MS = 3_000  # the simulator's delivery jitter (exponential, mean 200 ms) stays far below
+
+
+class WorkerProcess:
+    """`python -m stream.cli.main worker --config <file>` with its metrics endpoint."""
+
+    def __init__(self, config_path: Path, *args: str) -> None:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PEPNET_")}
+        command = [sys.executable, "-m", "stream.cli.main", "worker", "--config", str(config_path), *args]
+        self.process = subprocess.Popen(
+            [*command, "--log-level", "WARNING"], cwd=REPO_ROOT, env=env,
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        )  # fmt: skip
+        self.metrics_url = ""
+        while not self.metrics_url:
+            line = self.process.stdout.readline()
+            if not line:
+                raise AssertionError(f"worker exited early with {self.process.wait()}")
+            if line.startswith("metrics: "):
+                self.metrics_url = line.split(" ", 1)[1].strip()
+
+    def metric(self, name: str) -> float:
+        with urllib.request.urlopen(self.metrics_url, timeout=5) as response:
+            lines = response.read().decode().splitlines()
+        return sum(float(line.split()[-1]) for line in lines if line.split("{")[0].split(" ")[0] == name)
+
+    def wait_consumed(self, count: int, timeout_s: float = 120) -> None:
+        deadline = time.monotonic() + timeout_s
+        consumed = ("pepnet_joiner_impressions_consumed_total", "pepnet_joiner_actions_consumed_total")
+        while sum(self.metric(n) for n in consumed) < count:
+            assert self.process.poll() is None, f"worker exited with {self.process.returncode}"
+            assert time.monotonic() < deadline, "worker too slow"
+            time.sleep(0.2)
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+            try:
+                self.process.wait(30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(10)
+
+
+def write_worker_config(config: PipelineConfig, tmp_path: Path, app_id: str) -> Path:
+    topics = {role: {"name": t.name} for role, t in config.kafka.topics.by_role().items()}
+    data = {
+        "kafka": {"bootstrap": config.kafka.bootstrap, "topics": topics},
+        "joiner": {
+            "app_id": app_id, "window_ms": WINDOW_MS, "grace_ms": GRACE_MS, "idle_close_ms": 2000,
+            "faust": {"data_dir": str(tmp_path / "faust")},
+        },
+        "monitoring": {"worker_port": 0},
+    }  # fmt: skip
+    path = tmp_path / f"{app_id}.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def ground_truth(config: PipelineConfig, n: int) -> tuple[EventSimulator, dict[str, dict[str, int]]]:
+    simulator = EventSimulator(config.simulator, config.schema)
+    return simulator, {s.sample_id: s.labels for s, _ in simulator.labelled_samples(n, WINDOW_MS)}
+
+
+def read_samples(config: PipelineConfig, role: str, expected: int) -> list[LabelledSample]:
+    topic = getattr(config.kafka.topics, role)
+    messages = read_topic(config.kafka, topic.name, topic.partitions, expected, timeout_s=150, settle_s=3)
+    return [decode_sample(m.value) for m in messages]
+
+
+def by_id(samples: list[LabelledSample]) -> dict[str, dict[str, int]]:
+    """Samples keyed by id; duplicates (at-least-once) must be identical."""
+    out: dict[str, dict[str, int]] = {}
+    for s in samples:
+        assert out.setdefault(s.sample_id, s.labels) == s.labels, f"duplicate {s.sample_id} differs"
+    return out
+
+
+def test_join_prelabelled_and_dead_letters(pipeline_config: PipelineConfig, tmp_path: Path) -> None:
+    n, malformed = 4000, 10_000
+    simulator, truth = ground_truth(pipeline_config, n)
+    events = list(simulator.events(n))
+    prelabelled_sim = EventSimulator(replace(pipeline_config.simulator, seed=8), pipeline_config.schema)
+    prelabelled = list(prelabelled_sim.prelabelled_impressions(300, WINDOW_MS))
+    topics = pipeline_config.kafka.topics
+    rng = random.Random(3)
+    writer = EventLogWriter(pipeline_config.kafka)
+    expected_reasons: Counter[str] = Counter()
+    bad_values: Counter[bytes] = Counter()
+    per_event = malformed / len(events)
+    owed = 0.0
+    for i, event in enumerate(events):
+        writer.send_events([event])
+        if i % 13 == 0 and prelabelled:
+            writer.send_events([prelabelled.pop()])
+        owed += per_event
+        while owed >= 1:  # malformed copies of real events, mixed in all along the stream
+            owed -= 1
+            topic = topics.impressions.name if isinstance(event, Impression) else topics.actions.name
+            if rng.random() < 0.05:  # a valid value under another user's key
+                value, key, reason = encode(event), str(event.user_id + 1).encode(), "key_mismatch"
+            else:
+                kind = rng.choice(kinds_for(event))
+                value, key, reason = corrupt(event, kind), event.key(), KINDS[kind][3]
+            writer.send_raw(topic, key, value)
+            expected_reasons[reason] += 1
+            bad_values[value] += 1
+    writer.send_events(prelabelled)
+    writer.flush()
+    assert sum(expected_reasons.values()) == malformed and len(expected_reasons) >= 10
+
+    worker = WorkerProcess(write_worker_config(pipeline_config, tmp_path, "join-test"))
+    try:
+        samples = read_samples(pipeline_config, "samples", n + 300)
+        letters = read_topic(pipeline_config.kafka, topics.dead_letters.name, topics.dead_letters.partitions,
+                             malformed, timeout_s=60, settle_s=1)  # fmt: skip
+        assert worker.metric("pepnet_dead_letters_total") == malformed
+        assert worker.metric("pepnet_joiner_prelabelled_samples_total") == 300
+    finally:
+        worker.stop()
+
+    joined = [s for s in samples if s.join.source == "join"]
+    passed = [s for s in samples if s.join.source == "prelabelled"]
+    assert len(joined) == n and by_id(joined) == truth  # exactly one, right labels, none lost
+    assert len(passed) == 300 and all(s.labels == s.impression.labels for s in passed)
+    parsed = [DeadLetter.from_message(m.key, m.value, m.headers) for m in letters]
+    assert Counter(d.reason for d in parsed) == expected_reasons
+    assert Counter(d.value for d in parsed) == bad_values  # original bytes, unchanged
+    assert all(d.source_topic in (topics.impressions.name, topics.actions.name) for d in parsed)
+    assert all(d.detail.split(":")[0] for d in parsed)
+
+
+def test_kill_9_restart_and_replay_determinism(pipeline_config: PipelineConfig, tmp_path: Path) -> None:
+    n = 6000
+    simulator, truth = ground_truth(pipeline_config, n)
+    writer = EventLogWriter(pipeline_config.kafka)
+    total = writer.send_events(simulator.events(n))
+    writer.flush()
+
+    live_config = write_worker_config(pipeline_config, tmp_path, "live")
+    first = WorkerProcess(live_config)
+    try:
+        first.wait_consumed(total // 2)
+    finally:
+        first.stop(signal.SIGKILL)
+    before_restart = read_topic(pipeline_config.kafka, pipeline_config.kafka.topics.samples.name, 4)
+    assert 0 < len(before_restart) < n  # killed halfway, with samples already out
+    second = WorkerProcess(live_config)
+    try:
+        live = read_samples(pipeline_config, "samples", n)
+    finally:
+        second.stop()
+    live_by_id = by_id(live)  # duplicates after the kill carry the same id and labels
+    assert live_by_id == truth
+
+    replay = WorkerProcess(write_worker_config(pipeline_config, tmp_path, "replay"), "--output", "samples_replay")
+    try:
+        replayed = read_samples(pipeline_config, "samples_replay", n)
+    finally:
+        replay.stop()
+    assert len(replayed) == n  # no crash: exactly once
+    as_set = {(s.sample_id, tuple(sorted(s.labels.items())), s.join.closed_at_watermark_ms) for s in replayed}
+    assert as_set == {(s.sample_id, tuple(sorted(s.labels.items())), s.join.closed_at_watermark_ms) for s in live}
