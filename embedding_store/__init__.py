@@ -1,6 +1,16 @@
 """Global shared embedding table: every sparse ID in one byte-budgeted, score-evicted table.
 
-Pure numpy; imports nothing else of the project. See ``table.EmbeddingTable`` for the API.
+Pure numpy (torch tensors are accepted where gradients come in); imports nothing else of the
+project. ``EmbeddingTable`` (table.py) is the API; one concept per module:
+
+* keys.py: (feature, value) -> uint64 key with the feature's 16-bit tag on top; collision figures.
+* layout.py: the byte budget split into preallocated arrays (capacity derived at construction).
+* index.py: vectorised open addressing, key -> slot. row_access.py: fast row gather/scatter.
+* admission.py: counting filter (k sightings) and probabilistic admission.
+* score.py: decayed show/positive score. eviction.py: TTL, min-updates, lowest scores (no sort).
+* adagrad.py: de-duplicated sparse AdaGrad. row_init.py: new rows from key + seed.
+* export.py + npz_file.py: snapshot/delta exports and checkpoints, atomic, checksummed, no pickle.
+* stats.py: ``TableStats`` and ``PassEndReport``.
 """
 
 from embedding_store.config import TableConfig

@@ -86,9 +86,7 @@ class EventValidator:
         sparse = self._sparse(d.get("sparse", {}))
         dense = self._dense_values(d.get("dense", {}))
         labels = self._labels(d.get("labels"))
-        return Impression(
-            impression_id, user_id, item_id, author_id, domain, event_time_ms, sparse, dense, labels
-        )
+        return Impression(impression_id, user_id, item_id, author_id, domain, event_time_ms, sparse, dense, labels)
 
     def action(self, raw: bytes, key: bytes | None = None, now_ms: int | None = None) -> Action:
         """A valid :class:`Action` from its wire bytes, or :class:`InvalidEvent`."""
@@ -147,8 +145,7 @@ class EventValidator:
         if value > now + self.limits.max_future_ms:
             raise InvalidEvent(
                 "event_time_ms",
-                f"{value} is {value - now} ms ahead of the wall clock (max_future_ms "
-                f"{self.limits.max_future_ms})",
+                f"{value} is {value - now} ms ahead of the wall clock (max_future_ms {self.limits.max_future_ms})",
                 "future_timestamp",
             )
         return value

@@ -107,8 +107,10 @@ def read_topic(
                 out.append(ConsumedMessage(m.key(), m.value(), list(m.headers() or []), m.partition(), m.offset()))
             if batch:
                 last_growth = time.monotonic()
-            if target is not None and len(out) >= target and time.monotonic() - last_growth >= (
-                settle_s if ends is None else 0
+            if (
+                target is not None
+                and len(out) >= target
+                and time.monotonic() - last_growth >= (settle_s if ends is None else 0)
             ):
                 break
     finally:

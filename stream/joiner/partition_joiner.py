@@ -161,9 +161,7 @@ class PartitionJoiner:
         if offset <= clock.actions_offset:
             self._out.counts["replayed_skipped"] += 1
             return
-        on_time = clock.actions_time_ms == NO_TIME or (
-            action.event_time_ms >= clock.actions_time_ms - self.grace_ms
-        )
+        on_time = clock.actions_time_ms == NO_TIME or (action.event_time_ms >= clock.actions_time_ms - self.grace_ms)
         clock.actions_time_ms = max(clock.actions_time_ms, action.event_time_ms)
         clock.actions_offset = offset
         self._clock_dirty = True
@@ -299,4 +297,3 @@ class PartitionJoiner:
         self._out.counts["late_impressions"] += 1
         if impression.impression_id in self.early:
             self._drop_early(impression.impression_id, "late_actions")
-

@@ -82,7 +82,7 @@ def write_worker_config(config: PipelineConfig, tmp_path: Path, app_id: str) -> 
         "kafka": {"bootstrap": config.kafka.bootstrap, "topics": topics},
         "joiner": {
             "app_id": app_id, "window_ms": WINDOW_MS, "grace_ms": GRACE_MS, "idle_close_ms": 2000,
-            "faust": {"data_dir": str(tmp_path / "faust")},
+            "faust": {"data_dir": str(tmp_path / "faust"), "session_timeout_s": 6.0},
         },
         "monitoring": {"worker_port": 0},
     }  # fmt: skip
@@ -111,7 +111,7 @@ def by_id(samples: list[LabelledSample]) -> dict[str, dict[str, int]]:
 
 
 def test_join_prelabelled_and_dead_letters(pipeline_config: PipelineConfig, tmp_path: Path) -> None:
-    n, malformed = 4000, 10_000
+    n, malformed = 2500, 10_000
     simulator, truth = ground_truth(pipeline_config, n)
     events = list(simulator.events(n))
     prelabelled_sim = EventSimulator(replace(pipeline_config.simulator, seed=8), pipeline_config.schema)
@@ -165,7 +165,7 @@ def test_join_prelabelled_and_dead_letters(pipeline_config: PipelineConfig, tmp_
 
 
 def test_kill_9_restart_and_replay_determinism(pipeline_config: PipelineConfig, tmp_path: Path) -> None:
-    n = 6000
+    n = 3000
     simulator, truth = ground_truth(pipeline_config, n)
     writer = EventLogWriter(pipeline_config.kafka)
     total = writer.send_events(simulator.events(n))
@@ -195,3 +195,12 @@ def test_kill_9_restart_and_replay_determinism(pipeline_config: PipelineConfig, 
     assert len(replayed) == n  # no crash: exactly once
     as_set = {(s.sample_id, tuple(sorted(s.labels.items())), s.join.closed_at_watermark_ms) for s in replayed}
     assert as_set == {(s.sample_id, tuple(sorted(s.labels.items())), s.join.closed_at_watermark_ms) for s in live}
+
+
+def test_worker_refuses_missing_input_topics(kafka_broker: str, pepnet_cli, tmp_path: Path) -> None:
+    config = tmp_path / "missing.yaml"
+    topics = {"impressions": {"name": "test.none.impressions"}, "actions": {"name": "test.none.actions"}}
+    config.write_text(yaml.safe_dump({"kafka": {"bootstrap": kafka_broker, "topics": topics}}))
+    result = pepnet_cli("worker", "--config", str(config))
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1].startswith("error: topic test.none.impressions")
