@@ -41,10 +41,10 @@ lint:
 	$(PYTHON) -m ruff check .
 
 bench:
-	$(PYTHON) benchmarks/embedding_store.py
-	$(PYTHON) benchmarks/model_throughput.py
-	$(PYTHON) benchmarks/joiner.py
-	$(PYTHON) benchmarks/trainer.py
+	$(PYTHON) -m benchmarks.embedding_store
+	$(PYTHON) -m benchmarks.model_throughput
+	$(PYTHON) -m benchmarks.joiner
+	$(PYTHON) -m benchmarks.trainer
 
 clean:
 	-$(PYTHON) -m stream.cli.main kafka down

@@ -62,6 +62,39 @@ def raw_consume_rate(config, topics: list[str], partitions: int, total: int) -> 
     return count / seconds, cpu, count
 
 
+def faust_floor(bootstrap: str, topics: list[str], partitions: int, total: int, work: Path) -> None:
+    """Child process: a faust agent that does nothing with the events; prints rate and CPU rate.
+
+    The per-event cost of faust-streaming itself (aiokafka fetch, conductor, stream, acks): the
+    real floor under any faust worker, printed beside the raw consume rate.
+    """
+    import faust
+
+    app = faust.App(
+        f"bench-floor-{uuid.uuid4().hex[:8]}", broker=f"kafka://{bootstrap}", store="memory://",
+        datadir=str(work / "floor"), web_enabled=False, topic_partitions=partitions,
+        consumer_auto_offset_reset="earliest",
+    )  # fmt: skip
+    source = app.topic(*topics, key_serializer="raw", value_serializer="raw")
+    process = psutil.Process()
+    progress = {"count": 0}
+
+    async def drain(stream: faust.StreamT) -> None:
+        async for events in stream.take_events(1000, 0.3):
+            if "start" not in progress:
+                progress["start"] = (time.perf_counter(), sum(process.cpu_times()[:2]), len(events))
+            progress["count"] += len(events)
+            if progress["count"] >= total:
+                start, cpu, first = progress["start"]
+                counted = progress["count"] - first
+                rate = counted / (time.perf_counter() - start)
+                print(f"FLOOR {rate:.0f} {counted / (sum(process.cpu_times()[:2]) - cpu):.0f}", flush=True)
+                os._exit(0)
+
+    app.agent(source, name="drain")(drain)
+    faust.Worker(app, loglevel="WARNING", quiet=True).execute_from_commandline()
+
+
 def worker_consumed(url: str) -> float:
     with urllib.request.urlopen(url, timeout=5) as response:
         text = response.read().decode()
@@ -72,7 +105,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--impressions", type=int, default=200_000)
     parser.add_argument("--bootstrap", default="", help="existing broker (default: start a local one)")
+    parser.add_argument("--floor", nargs=4, metavar=("BOOTSTRAP", "TOPICS", "EVENTS", "DIR"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.floor:  # child process of the measurement below
+        bootstrap, topics, events, work = args.floor
+        faust_floor(bootstrap, topics.split(","), 4, int(events), Path(work))
+        return 0
 
     broker = None
     bootstrap = args.bootstrap
@@ -114,6 +152,12 @@ def main() -> int:
               f"({events / raw_cpu:,.0f} events per CPU s)")  # fmt: skip
 
         env = {k: v for k, v in os.environ.items() if not k.startswith("PEPNET_")}
+        floor_command = [sys.executable, __file__, "--floor", bootstrap, ",".join(inputs), str(events), str(work)]
+        floor = subprocess.run(floor_command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=1800)
+        found = re.search(r"FLOOR (\d+) (\d+)", floor.stdout + floor.stderr)  # faust may redirect stdout to its log
+        floor_rate, floor_cpu_rate = (float(found[1]), float(found[2])) if found else (0.0, 0.0)
+        print(f"faust agent doing nothing (floor)     {floor_rate:>10,.0f} events/s  "
+              f"({floor_cpu_rate:,.0f} events per CPU s)")  # fmt: skip
         worker = subprocess.Popen(
             [sys.executable, "-m", "stream.cli.main", "worker", "--config", str(config_path), "--log-level", "WARNING"],
             cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
@@ -145,6 +189,9 @@ def main() -> int:
               f"({(consumed - first[1]) / worker_cpu:,.0f} events per CPU s)")  # fmt: skip
         print(f"ratio worker / raw consume            {worker_rate / raw_rate:>10.1%}  (target >= 30%)")
         print(f"ratio per CPU second                  {(consumed - first[1]) / worker_cpu / (events / raw_cpu):>10.1%}")
+        if floor_rate:
+            print(f"ratio worker / faust floor            {worker_rate / floor_rate:>10.1%}  "
+                  f"(faust floor / raw consume {floor_rate / raw_rate:.1%})")  # fmt: skip
 
         samples = read_topic(
             config.kafka, config.kafka.topics.samples.name, partitions, expected=args.impressions,

@@ -1,7 +1,7 @@
 """Training samples/s of every architecture from memory (no Kafka): the trainer's compute ceiling.
 
-    python benchmarks/model_throughput.py                      # 60 batches of 512, 1 torch thread
-    python benchmarks/model_throughput.py --batches 100 --threads 2 --models pepnet,mmoe
+    python -m benchmarks.model_throughput                      # 60 batches of 512, 1 torch thread
+    python -m benchmarks.model_throughput --batches 100 --threads 2 --models pepnet,mmoe
 
 Batches come from the simulator and are built once (``SampleBatcher``) before timing, so only
 ``TrainStep.step`` (table lookup, gather, pooling, forward, backward, AdaGrad, Adam) is timed, and

@@ -36,6 +36,7 @@ REASONS: tuple[str, ...] = (
     "negative_timestamp",
     "key_mismatch",
     "unknown_topic",
+    "processing_error",  # not a validation failure: the worker failed on a valid-looking event
 )
 
 _IMPRESSION_FIELDS = ("impression_id", "user_id", "item_id", "author_id", "domain", "event_time_ms")

@@ -141,6 +141,9 @@ class JoinerApp:
                 raise InvalidEvent("topic", f"not an input topic: {message.topic}", "unknown_topic")
         except InvalidEvent as e:
             await self._dead_letter(event, e)
+        except Exception as e:  # a bug must not stop the partition: keep the event, say why, go on
+            _log.exception("processing %s[%d]@%d failed", message.topic, partition, message.offset)
+            await self._dead_letter(event, InvalidEvent("value", f"{type(e).__name__}: {e}", "processing_error"))
         return partition
 
     async def _dead_letter(self, event: EventT, error: InvalidEvent) -> None:

@@ -25,7 +25,7 @@ def test_masked_labels_contribute_nothing_to_loss_or_gradient():
     for y in (labels, other, nan_labels):
         loss, _ = multitask_loss(logits, y, mask, weights)
         (grad,) = torch.autograd.grad(loss, logits)
-        losses.append(float(loss))
+        losses.append(float(loss.detach()))
         grads.append(grad)
     assert losses[0] == losses[1] == losses[2]
     assert torch.equal(grads[0], grads[1]) and torch.equal(grads[0], grads[2])

@@ -204,3 +204,21 @@ def test_worker_refuses_missing_input_topics(kafka_broker: str, pepnet_cli, tmp_
     result = pepnet_cli("worker", "--config", str(config))
     assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1].startswith("error: topic test.none.impressions")
+
+
+def test_two_workers_share_the_partitions(pipeline_config: PipelineConfig, tmp_path: Path) -> None:
+    n = 3000
+    simulator, truth = ground_truth(pipeline_config, n)
+    writer = EventLogWriter(pipeline_config.kafka)
+    writer.send_events(simulator.events(n))
+    writer.flush()
+    config_path = write_worker_config(pipeline_config, tmp_path, "shared")
+    workers = [WorkerProcess(config_path), WorkerProcess(config_path)]
+    try:
+        samples = read_samples(pipeline_config, "samples", n)
+        consumed = [w.metric("pepnet_joiner_impressions_consumed_total") for w in workers]
+    finally:
+        for worker in workers:
+            worker.stop()
+    assert by_id(samples) == truth  # a rebalance may duplicate a sample, never change or lose one
+    assert all(c > 0 for c in consumed) and sum(consumed) >= n
