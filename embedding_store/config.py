@@ -67,7 +67,7 @@ class TableConfig:
         _non_negative_int("admission_filter_halving_passes", self.admission_filter_halving_passes)
         for name, limit in self.feature_limits.items():
             if not isinstance(limit, int) or limit < 0:
-                raise ValueError(f"feature_limits must map feature names to ints >= 0, got {name}: {limit!r}")
+                raise ValueError(f"feature_limits.{name} must be an int >= 0 (max rows), got {limit!r}")
         if len(set(self.features)) != len(self.features):
             raise ValueError(f"features must not repeat a name, got {self.features}")
         _non_negative_int("ttl_ms", self.ttl_ms)

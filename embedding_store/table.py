@@ -119,6 +119,7 @@ class EmbeddingTable:
     # ----------------------------------------------------------------- properties
     @property
     def dim(self) -> int:
+        """Embedding width: float32 values per row."""
         return self.config.dim
 
     @property

@@ -9,7 +9,10 @@ from prometheus_client.registry import CollectorRegistry
 def register_process_metrics(registry: CollectorRegistry) -> None:
     """Register `process_*` (resident memory bytes, CPU seconds, ...) and `python_info` on `registry`.
 
-    Call once per registry: registering twice raises ValueError (duplicated time series).
+    Idempotent: a registry that already has them is left as it is.
     """
-    ProcessCollector(registry=registry)
-    PlatformCollector(registry=registry)
+    for collector_type in (ProcessCollector, PlatformCollector):
+        try:
+            collector_type(registry=registry)
+        except ValueError:  # "Duplicated timeseries": registered before on this registry
+            continue

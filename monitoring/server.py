@@ -9,6 +9,8 @@ from wsgiref.simple_server import WSGIServer
 from prometheus_client import start_http_server
 from prometheus_client.registry import CollectorRegistry
 
+from monitoring.process_metrics import register_process_metrics
+
 
 @dataclass
 class MetricsServer:
@@ -41,8 +43,11 @@ class MetricsServer:
 def start_metrics_server(registry: CollectorRegistry, host: str = "127.0.0.1", port: int = 0) -> MetricsServer:
     """Serve `registry` at http://host:port/metrics on a daemon thread (port 0 = any free port).
 
-    Raises OSError naming the address when the port is taken.
+    Also registers this process's memory and CPU metrics (`register_process_metrics`) on `registry`:
+    every process that serves metrics reports them. Raises OSError naming the address when the
+    port is taken.
     """
+    register_process_metrics(registry)
     try:
         server, thread = start_http_server(port, addr=host, registry=registry)
     except OSError as error:

@@ -14,6 +14,7 @@ class DomainStatistics:
 
     A domain's rate is shrunk towards the global rate with ``prior_count`` pseudo-samples so
     that a rarely seen domain starts at the average; features are the rates as logits.
+    ``half_life`` is in samples of the domain itself: its counts halve every ``half_life`` of them.
     """
 
     def __init__(self, num_domains: int, num_tasks: int, half_life: int, prior_count: float) -> None:
@@ -52,6 +53,7 @@ class DomainStatistics:
         return {"observed": self.observed.copy(), "positives": self.positives.copy()}
 
     def load_state(self, state: dict[str, np.ndarray]) -> None:
+        """Restore arrays written by :meth:`state`; ValueError when their shape does not fit."""
         for name in ("observed", "positives"):
             if state[name].shape != self.observed.shape:
                 raise ValueError(f"{name} has shape {state[name].shape}, expected {self.observed.shape}")

@@ -13,7 +13,7 @@ import numpy as np
 
 from embedding_store.keys import PADDING_KEY, feature_keys, string_value_id
 from pepnet.batch import SampleBatch
-from pepnet.schema import FeatureSchema
+from pepnet.schema import ID_FEATURES, FeatureSchema
 from stream.events import LabelledSample, SparseValue
 
 
@@ -34,7 +34,7 @@ class SampleBatcher:
         impressions = [s.impression for s in samples]
         keys = np.full((n, schema.num_key_columns), PADDING_KEY, dtype=np.uint64)
         key_mask = np.zeros((n, schema.num_key_columns), dtype=bool)
-        for slot in schema.slots()[:3]:  # the id features, always present
+        for slot in schema.slots()[: len(ID_FEATURES)]:  # the id features, always present
             ids = np.fromiter((getattr(imp, slot.name) for imp in impressions), dtype=np.int64, count=n)
             keys[:, slot.first_column] = feature_keys(slot.name, ids)
             key_mask[:, slot.first_column] = True

@@ -72,3 +72,10 @@ def _check_consistency(config: PipelineConfig) -> None:
     for task in weights:
         if task not in tasks:
             raise ConfigError(f"model.task_weights.{task}: unknown task; schema.tasks has {sorted(tasks)}")
+    features = [slot.name for slot in config.schema.slots()]
+    for section in ("feature_limits", "features"):
+        for name in getattr(config.embedding_store, section):
+            if name not in features:
+                raise ConfigError(
+                    f"embedding_store.{section}.{name}: unknown feature; the schema has {', '.join(features)}"
+                )

@@ -50,11 +50,16 @@ def build_dataclass(cls: type[T], data: Any, path: str = "") -> T:
     try:
         return cls(**kwargs)
     except ValueError as e:
-        message = str(e)
-        field = message.split(" ", 1)[0]
-        key = _join(path, field) if field in fields else (path or "config")
-        rest = message.split(" ", 1)[1] if field in fields and " " in message else message
-        raise ConfigError(f"{key}: {rest}") from None
+        raise ConfigError(_keyed_message(str(e), path, fields)) from None
+
+
+def _keyed_message(message: str, path: str, fields: Mapping[str, Any]) -> str:
+    """``"partitions must be > 0"`` from ``kafka.topics.impressions`` -> ``"kafka.topics.impressions.partitions:
+    must be > 0"``; a first word ``task_rates.like`` names a key below the field ``task_rates``."""
+    first, _, rest = message.partition(" ")
+    if first.split(".", 1)[0] in fields and rest:
+        return f"{_join(path, first)}: {rest}"
+    return f"{path or 'config'}: {message}"
 
 
 def _convert(tp: Any, value: Any, path: str) -> Any:
@@ -145,9 +150,15 @@ def merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def apply_env_overrides(cls: type, data: dict[str, Any], environ: Mapping[str, str]) -> dict[str, Any]:
-    """Set ``a.b.c`` from ``PEPNET_A_B_C`` for every leaf key of ``cls`` (value parsed as YAML)."""
+    """Set ``a.b.c`` from ``PEPNET_A_B_C`` for every leaf key of ``cls`` (value parsed as YAML).
+
+    A ``PEPNET_<SECTION>_...`` variable that names no leaf key is an error, not silently ignored:
+    a typo would otherwise leave the default in force.
+    """
+    leaves = _leaf_env_names(cls, ())
+    _check_env_names(cls, {env_name for env_name, _ in leaves}, environ)
     out = data
-    for env_name, path in _leaf_env_names(cls, ()):
+    for env_name, path in leaves:
         if env_name not in environ:
             continue
         raw = environ[env_name]
@@ -160,6 +171,18 @@ def apply_env_overrides(cls: type, data: dict[str, Any], environ: Mapping[str, s
             value = raw
         out = merge(out, _nest(path, value))
     return out
+
+
+def _check_env_names(cls: type, known: set[str], environ: Mapping[str, str]) -> None:
+    hints = typing.get_type_hints(cls)
+    sections = [
+        ENV_PREFIX + f.name.upper() + "_" for f in dataclasses.fields(cls) if dataclasses.is_dataclass(hints[f.name])
+    ]
+    for env_name in sorted(environ):
+        if env_name not in known and env_name.startswith(tuple(sections)):
+            raise ConfigError(
+                f"{env_name}: names no config key; PEPNET_<SECTION>_<KEY> sets a leaf key, e.g. PEPNET_KAFKA_BOOTSTRAP"
+            )
 
 
 def _leaf_env_names(cls: type, prefix: tuple[str, ...]) -> list[tuple[str, tuple[str, ...]]]:

@@ -49,7 +49,7 @@ class ModelScores:
 
 @dataclass
 class EvaluationResult:
-    """Everything ``pepnet evaluate`` reports; ``cells`` holds samples and positives per task x domain."""
+    """Everything ``pepnet evaluate`` reports; ``samples``/``positives`` count labels per task -> domain."""
 
     events: int
     batch_size: int

@@ -45,6 +45,7 @@ class Action:
     event_time_ms: int
 
     def key(self) -> bytes:
+        """Kafka message key: the user id, the same partition as the user's impressions."""
         return str(self.user_id).encode()
 
 
@@ -68,6 +69,7 @@ class LabelledSample:
     join: JoinInfo
 
     def key(self) -> bytes:
+        """Kafka message key: the impression's user id."""
         return self.impression.key()
 
 
@@ -97,10 +99,12 @@ def impression_from_dict(d: dict[str, Any]) -> Impression:
 
 
 def action_from_dict(d: dict[str, Any]) -> Action:
+    """Build an Action from decoded JSON without checking it (see stream.validation)."""
     return Action(**d)
 
 
 def sample_from_dict(d: dict[str, Any]) -> LabelledSample:
+    """Build a LabelledSample from decoded JSON without checking it (trusted samples topic)."""
     return LabelledSample(
         sample_id=d["sample_id"],
         impression=Impression(**d["impression"]),

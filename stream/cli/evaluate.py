@@ -33,7 +33,7 @@ def run(args: argparse.Namespace, config: PipelineConfig) -> int:
 
     if args.events <= 0:
         raise UserError(f"--events must be > 0, got {args.events}")
-    batch_size = args.batch_size or config.trainer.batch_size
+    batch_size = config.trainer.batch_size if args.batch_size is None else args.batch_size
     if batch_size <= 0:
         raise UserError(f"--batch-size must be > 0, got {batch_size}")
     models = [m.strip() for m in args.models.split(",") if m.strip()]

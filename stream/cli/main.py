@@ -22,20 +22,33 @@ def build_parser() -> argparse.ArgumentParser:
         prog="pepnet",
         description="Online training of PEPNet recommendation models from Kafka streams.",
     )
+    _add_common_options(parser, defaults=True)
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMAND_MODULES:
         importlib.import_module(f"stream.cli.{name}").add_parser(subparsers)
     for sub in subparsers.choices.values():
-        _add_common_options(sub)
+        _add_common_options(sub, defaults=False)
     return parser
 
 
-def _add_common_options(parser: argparse.ArgumentParser) -> None:
+def _add_common_options(parser: argparse.ArgumentParser, defaults: bool) -> None:
+    """--config and --log-level, accepted before and after the subcommand.
+
+    Only the top-level parser sets defaults: a subparser default would overwrite a value given
+    before the subcommand (``pepnet --config x.yaml kafka status``).
+    """
     group = parser.add_argument_group("common options")
     group.add_argument(
-        "--config", metavar="PATH", default=None, help="YAML file merged over config/default.yaml"
+        "--config",
+        metavar="PATH",
+        default=None if defaults else argparse.SUPPRESS,
+        help="YAML file merged over config/default.yaml",
     )
-    group.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    group.add_argument(
+        "--log-level",
+        default="INFO" if defaults else argparse.SUPPRESS,
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -279,19 +279,28 @@ class JoinerApp:
             return
         now = time.monotonic()
         for partition, joiner in list(self.joiners.items()):
-            activity = self.activity.get(partition)
-            if activity is None or now - activity.last_event_wall_s < idle_s:
+            # A partition restored after a rebalance may never see another event: count from then.
+            activity = self.activity.setdefault(partition, _PartitionActivity())
+            if now - activity.last_event_wall_s < idle_s:
                 continue
-            if not (joiner.pending or joiner.early) or not self._caught_up(partition, activity):
+            if not (joiner.pending or joiner.early) or not await self._caught_up(partition, activity):
                 continue
             joiner.close_all()
             await self._flush(partition)
         await self._write_confirmed_deletions()
 
-    def _caught_up(self, partition: int, activity: _PartitionActivity) -> bool:
+    async def _caught_up(self, partition: int, activity: _PartitionActivity) -> bool:
+        """Both inputs of the partition read to their end (the agent has seen or been handed all)."""
         consumer = self.app.consumer
         for topic in (self.impressions_topic, self.actions_topic):
-            highwater = consumer.highwater(TP(topic, partition))
-            if highwater is None or activity.last_read_offset.get(topic, -1) + 1 < highwater:
+            tp = TP(topic, partition)
+            highwater = consumer.highwater(tp)
+            if highwater is None:
+                return False
+            if activity.last_read_offset.get(topic, -1) + 1 >= highwater:
+                continue
+            # Nothing read here since the assignment (all read by the previous owner): ask the position.
+            position = await consumer.position(tp)
+            if position is None or position < highwater:
                 return False
         return True

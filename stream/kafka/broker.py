@@ -23,6 +23,7 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from stream.atomic_file import atomic_text_writer
 from stream.errors import UserError
 from stream.kafka.broker_jars import LOG4J_CONFIG_PATH, BrokerJars, ensure_broker_jars
 from stream.kafka.client_config import check_reachable
@@ -48,6 +49,7 @@ class BrokerState:
 
     @property
     def bootstrap(self) -> str:
+        """``host:port`` of the recorded broker's client listener."""
         return f"{self.host}:{self.port}"
 
 
@@ -127,6 +129,7 @@ class LocalBroker:
 
     @property
     def bootstrap(self) -> str:
+        """``host:port`` that kafka.local_broker asks the client listener to use."""
         return f"{self.config.host}:{self.config.port}"
 
     def _address(self) -> tuple[str, int, int]:
@@ -389,9 +392,5 @@ def _signal_zero(pid: int) -> bool:
 
 
 def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "w", encoding="utf-8") as f:
+    with atomic_text_writer(path) as f:
         f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)

@@ -82,18 +82,21 @@ def create_topics(config: KafkaConfig, timeout_s: float = 30.0) -> list[TopicOut
 
 
 def describe_topics(
-    config: KafkaConfig, admin: AdminClient | None = None, timeout_s: float = 10.0
+    config: KafkaConfig, admin: AdminClient | None = None, timeout_s: float | None = None
 ) -> list[TopicInfo]:
-    """Each configured topic with its partition count on the cluster (None when missing)."""
+    """Each configured topic with its partition count on the cluster (None when missing).
+
+    Waits at most ``timeout_s`` seconds for the metadata (default ``kafka.connect_timeout_s``).
+    """
     admin = admin or quiet_admin_client(config)
-    metadata = _metadata(admin, config, timeout_s)
+    metadata = _metadata(admin, config, config.connect_timeout_s if timeout_s is None else timeout_s)
     return [
         TopicInfo(role, topic.name, topic.partitions, _partition_count(metadata, topic.name))
         for role, topic in config.topics.by_role().items()
     ]
 
 
-def check_co_partitioned(config: KafkaConfig, timeout_s: float = 10.0) -> int:
+def check_co_partitioned(config: KafkaConfig, timeout_s: float | None = None) -> int:
     """Check on the cluster that impressions and actions exist with equal partition counts.
 
     Returns that count. The joiner relies on it: a user's impressions and actions must land in
@@ -117,12 +120,12 @@ def _metadata(admin: AdminClient, config: KafkaConfig, timeout_s: float) -> Clus
     try:
         return admin.list_topics(timeout=timeout_s)
     except KafkaException as e:
-        raise UserError(unreachable_message(config, kafka_error_text(e))) from None
+        raise UserError(unreachable_message(config, f"{kafka_error_text(e)} (waited {timeout_s:g} s)")) from None
 
 
 def _partition_count(metadata: ClusterMetadata, name: str) -> int | None:
     topic = metadata.topics.get(name)
-    if topic is None or topic.error is not None and topic.error.code() == KafkaError.UNKNOWN_TOPIC_OR_PART:
+    if topic is None or (topic.error is not None and topic.error.code() == KafkaError.UNKNOWN_TOPIC_OR_PART):
         return None
     return len(topic.partitions)
 

@@ -59,6 +59,8 @@ class SimulatorConfig:
     chunk_size: int = 4096
 
     def __post_init__(self) -> None:
+        if self.seed < 0:
+            raise ValueError(f"seed must be >= 0, got {self.seed}")
         if not self.impressions_per_second > 0:
             raise ValueError(f"impressions_per_second must be > 0, got {self.impressions_per_second}")
         if not self.data_dir:

@@ -52,7 +52,7 @@ def resolve_data_dir(data_dir: str) -> Path:
 class EventSimulator:
     """Seeded impressions and actions over the real KuaiRand-Pure population (event time in ms)."""
 
-    def __init__(self, config: SimulatorConfig, schema: FeatureSchema, population: Population | None = None):
+    def __init__(self, config: SimulatorConfig, schema: FeatureSchema, population: Population | None = None) -> None:
         unknown = [t for t in schema.task_names if t not in KNOWN_TASKS]
         if unknown:
             raise ValueError(f"schema.tasks: the simulator cannot generate {unknown}; it knows {list(KNOWN_TASKS)}")
@@ -77,6 +77,7 @@ class EventSimulator:
 
     @property
     def task_names(self) -> list[str]:
+        """The schema's task names, in the column order of labels and oracle probabilities."""
         return self.schema.task_names
 
     def target_rates(self) -> dict[str, dict[str, float]]:

@@ -13,39 +13,28 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Iterable
-from pathlib import Path
 
+from stream.atomic_file import atomic_text_writer
 from stream.events import LabelledSample
 
 
 def write_oracle_jsonl(path: str | os.PathLike[str], samples: Iterable[tuple[LabelledSample, dict[str, float]]]) -> int:
     """Write ``samples`` (from ``EventSimulator.labelled_samples``) to ``path``; returns the line count."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
     count = 0
-    try:
-        with os.fdopen(fd, "w") as f:
-            for sample, oracle in samples:
-                imp = sample.impression
-                record = {
-                    "impression_id": imp.impression_id,
-                    "user_id": imp.user_id,
-                    "domain": imp.domain,
-                    "event_time_ms": imp.event_time_ms,
-                    "labels": sample.labels,
-                    "oracle": oracle,
-                }
-                f.write(json.dumps(record, separators=(",", ":")) + "\n")
-                count += 1
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_text_writer(path) as f:
+        for sample, oracle in samples:
+            imp = sample.impression
+            record = {
+                "impression_id": imp.impression_id,
+                "user_id": imp.user_id,
+                "domain": imp.domain,
+                "event_time_ms": imp.event_time_ms,
+                "labels": sample.labels,
+                "oracle": oracle,
+            }
+            f.write(json.dumps(record, separators=(",", ":")) + "\n")
+            count += 1
     return count
 
 

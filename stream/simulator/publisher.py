@@ -6,7 +6,6 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from itertools import count
 from typing import Protocol
 
 from confluent_kafka import KafkaException, Producer
@@ -64,9 +63,11 @@ class PublishReport:
 
     @property
     def events(self) -> int:
+        """Acknowledged impressions and actions together."""
         return self.impressions + self.actions
 
     def summary(self) -> str:
+        """One line for the terminal: counts, topics, wall-clock seconds and events/s."""
         rate = self.events / self.seconds if self.seconds > 0 else 0.0
         return (
             f"sent {self.impressions} impressions to {self.topics.get('impressions')} and {self.actions} actions "
@@ -104,7 +105,7 @@ def publish_simulation(
 
     start = time.monotonic()
     deadline = None if options.duration_s is None else start + options.duration_s
-    for n, event in zip(count(1), _stream(simulator, options), strict=False):
+    for n, event in enumerate(_stream(simulator, options), start=1):
         topic = topics["impressions"] if isinstance(event, Impression) else topics["actions"]
         _produce(producer, topic, event, delivered)
         if isinstance(event, Impression) and progress is not None:

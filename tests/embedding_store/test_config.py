@@ -13,7 +13,7 @@ from embedding_store import EmbeddingTable, TableConfig
         ("score_decay", 0.0, "score_decay must be in"),
         ("admission_probability", 0.0, "admission_probability must be in"),
         ("admission_min_count", 0, "admission_min_count must be an int > 0"),
-        ("feature_limits", {"item_id": -1}, "feature_limits must map"),
+        ("feature_limits", {"item_id": -1}, "feature_limits.item_id must be an int >= 0"),
         ("ttl_ms", -5, "ttl_ms must be an int >= 0"),
         ("min_updates", 70000, "min_updates must be <= 65535"),
         ("learning_rate", 0.0, "learning_rate must be > 0"),

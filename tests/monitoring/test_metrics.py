@@ -165,6 +165,7 @@ def test_parse_consumer_lag_rejects_what_is_not_statistics() -> None:
 def test_process_metrics_report_this_process_memory() -> None:
     registry = CollectorRegistry()
     register_process_metrics(registry)
+    register_process_metrics(registry)  # idempotent
     assert (value(registry, "process_resident_memory_bytes") or 0) > 10 * 1024 * 1024
     assert value(registry, "python_info", **_python_info_labels(registry)) == 1
 

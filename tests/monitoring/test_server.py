@@ -6,7 +6,8 @@ import socket
 import urllib.request
 
 import pytest
-from prometheus_client import CollectorRegistry, Gauge
+from prometheus_client import REGISTRY, CollectorRegistry, Gauge
+from prometheus_client.exposition import generate_latest
 
 from monitoring.server import start_metrics_server
 
@@ -18,7 +19,8 @@ def test_serves_the_registry_on_loopback_and_closes() -> None:
     assert server.host == "127.0.0.1" and server.port > 0
     body = urllib.request.urlopen(server.url, timeout=5).read().decode()
     assert "pepnet_test_value 42.0" in body
-    assert "python_info" not in body  # only the registry passed in, not the global one
+    assert "process_resident_memory_bytes" in body  # every serving process reports its memory
+    assert "pepnet_test_value" not in generate_latest(REGISTRY).decode()  # not the global registry
     server.close()
     with socket.socket() as sock, pytest.raises(ConnectionRefusedError):
         sock.connect(("127.0.0.1", server.port))

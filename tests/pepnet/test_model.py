@@ -38,7 +38,7 @@ def test_pepnet_gates_lie_between_zero_and_gamma():
     gate = model.epnet.gate(model.domain_side(batch), e)
     assert gate.shape == e.shape
     gates = model.ppnet(model.shared.prior(batch), model.epnet(model.domain_side(batch), e))
-    for g in [gate, *gates]:
+    for g in [gate.detach(), *(g.detach() for g in gates)]:
         assert float(g.min()) > 0.0 and float(g.max()) < 2.0
     assert [g.shape for g in gates] == [(3, 64, w) for w in model.towers.layer_input_widths]
 

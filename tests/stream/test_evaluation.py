@@ -79,3 +79,5 @@ def test_cli_writes_the_table_and_refuses_unknown_models(tmp_path, capsys):
     assert "| GAUC (by user) | shared_bottom | oracle |" in capsys.readouterr().out
     assert main(["evaluate", "--events", "10", "--models", "pepnet,dnn"]) == 2
     assert "--models" in capsys.readouterr().err
+    assert main(["evaluate", "--events", "10", "--batch-size", "0"]) == 2
+    assert "--batch-size must be > 0, got 0" in capsys.readouterr().err

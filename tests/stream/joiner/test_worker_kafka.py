@@ -41,10 +41,12 @@ class WorkerProcess:
     def __init__(self, config_path: Path, *args: str) -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith("PEPNET_")}
         command = [sys.executable, "-m", "stream.cli.main", "worker", "--config", str(config_path), *args]
-        self.process = subprocess.Popen(
-            [*command, "--log-level", "WARNING"], cwd=REPO_ROOT, env=env,
-            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-        )  # fmt: skip
+        log = config_path.with_suffix(f".{time.monotonic_ns()}.log")  # kept in tmp_path for post-mortems
+        with open(log, "wb") as stderr:
+            self.process = subprocess.Popen(
+                [*command, "--log-level", "INFO"], cwd=REPO_ROOT, env=env,
+                stdout=subprocess.PIPE, stderr=stderr, text=True,
+            )  # fmt: skip
         self.metrics_url = ""
         while not self.metrics_url:
             line = self.process.stdout.readline()
@@ -76,8 +78,10 @@ class WorkerProcess:
                 self.process.wait(10)
 
 
-def write_worker_config(config: PipelineConfig, tmp_path: Path, app_id: str) -> Path:
+def write_worker_config(config: PipelineConfig, tmp_path: Path, name: str) -> Path:
+    """A worker config file; the app id (= state) is unique to the test's topics."""
     topics = {role: {"name": t.name} for role, t in config.kafka.topics.by_role().items()}
+    app_id = config.kafka.topics.impressions.name.removesuffix(".impressions") + f".{name}"
     data = {
         "kafka": {"bootstrap": config.kafka.bootstrap, "topics": topics},
         "joiner": {
@@ -86,7 +90,7 @@ def write_worker_config(config: PipelineConfig, tmp_path: Path, app_id: str) -> 
         },
         "monitoring": {"worker_port": 0},
     }  # fmt: skip
-    path = tmp_path / f"{app_id}.yaml"
+    path = tmp_path / f"{name}.yaml"
     path.write_text(yaml.safe_dump(data))
     return path
 

@@ -69,12 +69,13 @@ def test_up_twice_leaves_one_broker_and_down_leaves_none(tmp_path, pepnet_cli, f
 def test_unreachable_bootstrap_ends_with_one_line_and_exit_code_2(pepnet_cli, free_tcp_ports):
     (port,) = free_tcp_ports(1)
     env = {"PEPNET_KAFKA_BOOTSTRAP": f"127.0.0.1:{port}", "PEPNET_KAFKA_CONNECT_TIMEOUT_S": "0.5"}
-    for args in (("topics", "create"), ("kafka", "up")):
+    for args in (("topics", "create"), ("topics", "list"), ("kafka", "up")):
         result = pepnet_cli(*args, env=env)
         assert result.returncode == 2, (args, result.stdout, result.stderr)
         lines = result.stderr.splitlines()
         assert len(lines) == 1, (args, result.stderr)
         assert lines[0].startswith(f"error: cannot reach Kafka at 127.0.0.1:{port}: "), lines[0]
+        assert "(waited 0.5 s)" in lines[0], lines[0]  # kafka.connect_timeout_s bounds every wait
         assert result.stdout == ""
 
 

@@ -26,6 +26,7 @@ def run_cli(*argv: str) -> int:
         (("--duration", "5", "--oracle", "x.jsonl"), "--oracle needs --impressions"),
         (("--impressions", "-3"), "^impressions must be >= 0"),
         (("--impressions", "10", "--rate", "0"), "^rate must be > 0"),
+        (("--impressions", "10", "--seed", "-1"), "^seed must be >= 0, got -1"),
     ],
 )
 def test_bad_arguments_are_one_line_user_errors(argv, message):
