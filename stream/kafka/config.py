@@ -104,6 +104,10 @@ class LocalBrokerConfig:
                 raise ValueError(f"{name} must be > 0 (seconds), got {value}")
 
 
+# librdkafka takes strings, numbers and booleans (e.g. linger.ms: 5, enable.idempotence: true).
+LibrdkafkaValue = str | int | float | bool
+
+
 @dataclass
 class KafkaConfig:
     """How every component reaches Kafka.
@@ -118,9 +122,9 @@ class KafkaConfig:
     connect_timeout_s: float = 5.0
     local_broker: LocalBrokerConfig = field(default_factory=LocalBrokerConfig)
     topics: TopicsConfig = field(default_factory=TopicsConfig)
-    client: dict[str, str] = field(default_factory=dict)
-    producer: dict[str, str] = field(default_factory=dict)
-    consumer: dict[str, str] = field(default_factory=dict)
+    client: dict[str, LibrdkafkaValue] = field(default_factory=dict)
+    producer: dict[str, LibrdkafkaValue] = field(default_factory=dict)
+    consumer: dict[str, LibrdkafkaValue] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.bootstrap = self.bootstrap.strip()
