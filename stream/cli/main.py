@@ -14,7 +14,18 @@ import sys
 
 from stream.errors import UserError
 
-COMMAND_MODULES: list[str] = ["kafka", "topics", "simulate", "worker", "train", "evaluate", "report"]
+COMMAND_MODULES: list[str] = [
+    "kafka",
+    "topics",
+    "simulate",
+    "worker",
+    "train",
+    "evaluate",
+    "report",
+    "replay",
+    "score",
+    "demo",
+]
 
 
 def build_parser() -> argparse.ArgumentParser:

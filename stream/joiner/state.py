@@ -72,7 +72,3 @@ def pending_key(partition: int, impression_id: str) -> str:
 def early_key(partition: int, impression_id: str) -> str:
     return f"{partition}:a:{impression_id}"
 
-
-def key_partition(key: str) -> int:
-    """The input partition a state key belongs to."""
-    return int(key.split(":", 1)[0])

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import socket
 import subprocess
 import time
 import urllib.parse
 import urllib.request
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -26,22 +26,23 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def local_config(targets: Mapping[str, list[str]], interval_s: float) -> dict[str, Any]:
-    """deploy/prometheus/prometheus.yml with its jobs pointed at local targets and fast intervals.
+def local_config(jobs: list[str], targets_dir: Path, interval: str) -> dict[str, Any]:
+    """deploy/prometheus/prometheus.yml with its jobs reading targets from files, and fast intervals.
 
     The job names and the rule files are the shipped ones, so the server evaluates the real rules
-    on series labelled exactly as in production.
+    on series labelled exactly as in production. Targets come from `<targets_dir>/<job>.json`
+    (file service discovery), so a test can add an endpoint whose port is known only later.
     """
     config = yaml.safe_load((PROMETHEUS_DIR / "prometheus.yml").read_text())
-    interval = f"{int(interval_s * 1000)}ms"
     config["global"] = {"scrape_interval": interval, "evaluation_interval": interval, "scrape_timeout": interval}
     config["rule_files"] = [str(PROMETHEUS_DIR / pattern) for pattern in config["rule_files"]]
-    jobs = {job["job_name"] for job in config["scrape_configs"]}
-    missing = set(targets) - jobs
+    shipped = {job["job_name"] for job in config["scrape_configs"]}
+    missing = set(jobs) - shipped
     if missing:
-        raise ValueError(f"targets name jobs missing from prometheus.yml: {sorted(missing)}")
+        raise ValueError(f"jobs missing from prometheus.yml: {sorted(missing)}")
     config["scrape_configs"] = [
-        {"job_name": job, "static_configs": [{"targets": list(addresses)}]} for job, addresses in targets.items()
+        {"job_name": job, "file_sd_configs": [{"files": [str(targets_dir / f"{job}.json")], "refresh_interval": "1s"}]}
+        for job in jobs
     ]
     return config
 
@@ -49,14 +50,17 @@ def local_config(targets: Mapping[str, list[str]], interval_s: float) -> dict[st
 class PrometheusServer:
     """/usr/bin/prometheus on 127.0.0.1:<free port> with a temporary config and TSDB; `stop()` ends it."""
 
-    def __init__(self, workdir: Path, targets: Mapping[str, list[str]], interval_s: float = 1.0) -> None:
+    def __init__(self, workdir: Path, jobs: list[str], interval: str = "500ms") -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        workdir.mkdir(parents=True, exist_ok=True)
+        self._targets_dir = workdir / "targets"
+        self._targets_dir.mkdir(parents=True, exist_ok=True)
+        for job in jobs:
+            self.set_targets(job, [])
         config_path = workdir / "prometheus.yml"
-        config_path.write_text(yaml.safe_dump(local_config(targets, interval_s)))
-        self._log = open(workdir / "prometheus.log", "w")  # noqa: SIM115 - closed in stop()
+        config_path.write_text(yaml.safe_dump(local_config(jobs, self._targets_dir, interval)))
         self.log_path = workdir / "prometheus.log"
+        self._log = self.log_path.open("w")
         self._process = subprocess.Popen(
             [
                 PROMETHEUS_BINARY,
@@ -64,12 +68,18 @@ class PrometheusServer:
                 f"--storage.tsdb.path={workdir / 'tsdb'}",
                 f"--web.listen-address=127.0.0.1:{self.port}",
                 "--storage.tsdb.retention.time=1h",
-                "--web.enable-lifecycle",
             ],
             stdout=self._log,
             stderr=subprocess.STDOUT,
         )
         self._wait_ready(timeout_s=30)
+
+    def set_targets(self, job: str, addresses: list[str]) -> None:
+        """Scrape `addresses` (host:port) under `job` from now on (written atomically for the watcher)."""
+        path = self._targets_dir / f"{job}.json"
+        temporary = path.with_suffix(".tmp")
+        temporary.write_text(json.dumps([{"targets": addresses, "labels": {}}]))
+        os.replace(temporary, path)
 
     def _wait_ready(self, timeout_s: float) -> None:
         deadline = time.monotonic() + timeout_s
@@ -100,6 +110,10 @@ class PrometheusServer:
         """Result of an instant query at the current time (a vector or a one-element scalar list)."""
         data = self.api("query", query=expr)
         return data["result"] if data["resultType"] == "vector" else [{"value": data["result"]}]
+
+    def query_range(self, expr: str, start: float, end: float, step: str = "1s") -> list[dict[str, Any]]:
+        """Series of `expr` evaluated every `step` from `start` to `end` (Unix seconds)."""
+        return self.api("query_range", query=expr, start=f"{start:.3f}", end=f"{end:.3f}", step=step)["result"]
 
     def stop(self) -> None:
         self._process.terminate()

@@ -1,16 +1,12 @@
-"""A real Prometheus scrapes a live short pipeline run: every PromQL expression of the dashboard and
-of the rules returns data, every rule evaluates without error, and the run's report plots one point
-per pass.
+"""A real Prometheus scrapes a short real `pepnet demo` run: every PromQL expression of the dashboard
+and of the rules returns data during the run, every rule evaluates without error, and the run's
+report plots one point per pass.
 
 The expressions are read from deploy/prometheus/rules/*.yml and deploy/grafana/dashboards/*.json at
 test time (monitoring.query_coverage), so the test follows any edit of the rules or the dashboard.
-
-TARGET: `CliPipeline` runs `pepnet topics create`, `pepnet worker`, `pepnet simulate` and
-`pepnet train` as separate processes (what `pepnet demo` strings together). Once `pepnet demo`
-exists, switch `CliPipeline.start` to one `python -m stream.cli.main demo <short-run options>`
-process with the same environment (PEPNET_KAFKA_BOOTSTRAP, PEPNET_MONITORING_TRAINER_PORT,
-PEPNET_MONITORING_WORKER_PORT, PEPNET_RUN_DIR, ...) and `trainer_running` to "the demo is running";
-the polling loop below already tolerates endpoints that come up late and go away at the end.
+Alert expressions are checked with their comparisons made `bool` (they return nothing while healthy).
+Each query is evaluated over the whole run (query_range), so gauges that exist only between the
+first pass and the end of training count as well.
 """
 
 from __future__ import annotations
@@ -23,7 +19,7 @@ import pytest
 from monitoring.query_coverage import dashboard_expressions, data_queries, rule_expressions
 from monitoring.report import render_run_report
 from monitoring.run_log import read_pass_records
-from tests.monitoring.cli_pipeline import CliPipeline
+from tests.monitoring.demo_run import DemoRun
 from tests.monitoring.prometheus_server import PROMETHEUS_BINARY, PROMETHEUS_DIR, REPO_ROOT, PrometheusServer, free_port
 
 pytestmark = [
@@ -50,34 +46,37 @@ def all_queries() -> dict[str, str]:
 def test_every_dashboard_and_rule_expression_returns_data(kafka_broker: str, tmp_path: Path) -> None:
     queries = all_queries()
     assert len(queries) > 40
-    trainer_port, worker_port = free_port(), free_port()
-    pipeline = CliPipeline(kafka_broker, trainer_port, worker_port, tmp_path / "pipeline", impressions=6000)
-    run_dir = pipeline.run_dir
-    prometheus = PrometheusServer(
-        tmp_path / "prometheus",
-        {"pepnet-trainer": [f"127.0.0.1:{trainer_port}"], "pepnet-worker": [f"127.0.0.1:{worker_port}"]},
-    )
+    trainer_port = free_port()
+    demo = DemoRun(kafka_broker, trainer_port, tmp_path / "demo")
+    run_dir = demo.run_dir
+    prometheus = PrometheusServer(tmp_path / "prometheus", ["pepnet-trainer", "pepnet-worker"])
     try:
-        pipeline.start()
-        missing = dict(queries)
+        prometheus.set_targets("pepnet-trainer", [f"127.0.0.1:{trainer_port}"])
+        started = time.time()
+        demo.start(impressions=8000, passes=4, pass_samples=1500)
+        worker = None
         deadline = time.monotonic() + RUN_TIMEOUT_S
-        # Until training ends: afterwards the trainer's series go stale and instant queries miss them.
-        while missing and time.monotonic() < deadline and pipeline.trainer_running():
-            for query in list(missing):
-                if prometheus.query(query):
-                    del missing[query]
-            time.sleep(1)
-        report = "\n".join(f"  {source}: {query}" for query, source in sorted(missing.items(), key=lambda i: i[1]))
-        assert not missing, f"no data for:\n{report}\n{pipeline.logs()}"
+        while demo.running() and time.monotonic() < deadline:
+            if worker is None and (worker := demo.worker_address()):
+                prometheus.set_targets("pepnet-worker", [worker])
+            time.sleep(0.5)
+        assert demo.returncode == 0, f"demo did not finish in {RUN_TIMEOUT_S} s:\n{demo.logs()}"
+        time.sleep(2)  # let the last rule evaluations land
+        ended = time.time()
 
+        missing = {
+            query: source for query, source in queries.items() if not prometheus.query_range(query, started, ended)
+        }
+        report = "\n".join(f"  {source}: {query}" for query, source in sorted(missing.items(), key=lambda i: i[1]))
+        assert not missing, f"no data during the run for:\n{report}\n{demo.logs()}"
         for group in prometheus.api("rules")["groups"]:
             for rule in group["rules"]:
                 assert rule["health"] == "ok", (rule["name"], rule.get("lastError"))
     finally:
         prometheus.stop()
-        pipeline.stop()
+        demo.stop()
     records = read_pass_records(run_dir)
-    assert len(records) >= 2, pipeline.logs()
+    assert len(records) == 4, demo.logs()
     for plot in render_run_report(run_dir):  # the run's report: one point per pass in every line
         assert plot.path.is_file()
         assert {len(line.get_xdata()) for axes in plot.figure.axes for line in axes.get_lines()} == {len(records)}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from stream.config import PipelineConfig, load_config
 from stream.events import LabelledSample
+from stream.kafka.topics import create_topics
 from stream.simulator.generator import EventSimulator
 from stream.trainer.sample_producer import produce_samples
 
@@ -16,18 +17,21 @@ SMALL_TRAINER = {
 }
 
 
+def kafka_overrides(pipeline_config: PipelineConfig) -> dict:
+    """The test's broker and topics; the samples topic keeps its messages forever: simulated event
+    times (message timestamps) lie years back and would fall to the broker's 7-day time retention."""
+    topics = {role: {"name": t.name} for role, t in pipeline_config.kafka.topics.by_role().items()}
+    topics["samples"] = {"name": topics["samples"]["name"] + ".kept", "settings": {"retention.ms": "-1"}}
+    return {"bootstrap": pipeline_config.kafka.bootstrap, "topics": topics}
+
+
 def small_config(pipeline_config: PipelineConfig, **trainer: object) -> PipelineConfig:
     """``pipeline_config`` (its broker, topics and run_dir) with the small trainer settings."""
-    overrides = {
-        "kafka": {
-            "bootstrap": pipeline_config.kafka.bootstrap,
-            "topics": {role: {"name": t.name} for role, t in pipeline_config.kafka.topics.by_role().items()},
-        },
-        "run_dir": pipeline_config.run_dir,
-        **SMALL_TRAINER,
-    }
+    overrides = {"kafka": kafka_overrides(pipeline_config), "run_dir": pipeline_config.run_dir, **SMALL_TRAINER}
     overrides["trainer"] = {**SMALL_TRAINER["trainer"], **trainer}
-    return load_config(overrides=overrides, environ={})
+    config = load_config(overrides=overrides, environ={})
+    create_topics(config.kafka)
+    return config
 
 
 def simulated_samples(config: PipelineConfig, n: int, window_ms: int = 300_000) -> list[LabelledSample]:

@@ -18,7 +18,7 @@ import yaml
 from monitoring.run_log import read_pass_records
 from stream.trainer.loop import read_manifests
 
-from .kafka_samples import SMALL_TRAINER, fill_samples_topic, simulated_samples, small_config
+from .kafka_samples import SMALL_TRAINER, fill_samples_topic, kafka_overrides, simulated_samples, small_config
 from .test_loop import assert_same_model
 
 pytestmark = pytest.mark.kafka
@@ -30,10 +30,7 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.p
 
 def write_config(pipeline_config, path):
     data = {
-        "kafka": {
-            "bootstrap": pipeline_config.kafka.bootstrap,
-            "topics": {role: {"name": t.name} for role, t in pipeline_config.kafka.topics.by_role().items()},
-        },
+        "kafka": kafka_overrides(pipeline_config),
         **SMALL_TRAINER,
         "trainer": {**SMALL_TRAINER["trainer"], "pass_samples": 100},
     }

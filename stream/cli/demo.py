@@ -1,0 +1,42 @@
+"""``pepnet demo``: broker, topics, simulator, worker and trainer end to end, then a per-pass table."""
+
+from __future__ import annotations
+
+import argparse
+
+from stream.config import PipelineConfig
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    from stream.demo import DemoSettings
+
+    defaults = DemoSettings()
+    parser = subparsers.add_parser(
+        "demo",
+        help="run the whole pipeline locally for a few passes and print a per-pass table (~2-3 minutes)",
+        description="Local broker, fresh topics, simulator, `pepnet worker`, trainer; then a per-pass table.",
+    )
+    parser.add_argument("--impressions", type=int, default=defaults.impressions, help="simulated impressions")
+    parser.add_argument("--passes", type=int, default=defaults.passes, help="passes to train")
+    parser.add_argument("--pass-samples", type=int, default=defaults.pass_samples, help="samples per pass")
+    parser.add_argument("--run-dir", default="", help="output directory (default: runs/demo-<unix time>)")
+    parser.add_argument("--keep-broker", action="store_true", help="leave a broker started by the demo running")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace, config: PipelineConfig) -> int:
+    from stream.demo import DemoSettings, pass_table, run_demo
+    from stream.errors import UserError
+
+    if args.impressions <= 0 or args.passes <= 0 or args.pass_samples <= 0:
+        raise UserError("--impressions, --passes and --pass-samples must be > 0")
+    settings = DemoSettings(args.impressions, args.passes, args.pass_samples, args.run_dir, args.keep_broker)
+    result = run_demo(args.config, settings, say=lambda line: print(line, flush=True))
+    print()
+    print(pass_table(result.records, config.schema.task_names))
+    print()
+    print(f"exported model: {result.model_dir} (score it: pepnet score --model-dir {result.model_dir} --input FILE)")
+    print(f"run log: {result.run_dir / 'passes.jsonl'}")
+    if result.plots:
+        print(f"run report: {result.plots[0].parent} ({len(result.plots)} plots)")
+    return 0 if result.records else 1

@@ -1,0 +1,167 @@
+"""Serve an exported model: load ``LATEST`` (dense weights + table snapshot and deltas), score impressions.
+
+This is the proof that exports serve: nothing of the trainer's checkpoints is read.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from confluent_kafka import Consumer, TopicPartition
+
+from embedding_store.table import EmbeddingTable
+from pepnet.auc import auc
+from pepnet.config import ModelConfig
+from pepnet.schema import FeatureSchema
+from stream.batching import SampleBatcher
+from stream.config_loader import build_dataclass
+from stream.errors import UserError
+from stream.events import Impression, JoinInfo, LabelledSample, impression_from_dict, sample_from_dict
+from stream.kafka.client_config import consumer_config
+from stream.kafka.config import KafkaConfig
+from stream.trainer.exporter import TABLE_DIR, latest_pass_dir
+from stream.trainer.sample_reader import partition_offsets
+from stream.trainer.training_model import TrainingModel
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ScoredImpression:
+    """Predicted probability per task of one impression (and its labels when it had some)."""
+
+    impression_id: str
+    probabilities: dict[str, float]
+    labels: dict[str, int]
+
+    def to_json(self) -> str:
+        return json.dumps({"impression_id": self.impression_id, "probabilities": self.probabilities}, sort_keys=True)
+
+
+class ExportedModel:
+    """A model read back from an export directory; :meth:`score` predicts impressions."""
+
+    def __init__(self, model: TrainingModel, pass_index: int) -> None:
+        self.model = model
+        self.pass_index = pass_index
+        self.batcher = SampleBatcher(model.schema)
+
+    @classmethod
+    def load(cls, model_dir: str | Path) -> ExportedModel:
+        """Load ``model_dir``'s ``LATEST`` pass; UserError if the directory holds no valid export."""
+        try:
+            pass_dir = latest_pass_dir(model_dir)
+            description = json.loads((pass_dir / "model.json").read_text(encoding="utf-8"))
+            schema = build_dataclass(FeatureSchema, description["schema"], "schema")
+            model_config = build_dataclass(ModelConfig, description["model"], "model")
+            table = EmbeddingTable.load_export(Path(model_dir) / description.get("table_dir", TABLE_DIR))
+        except (OSError, ValueError, KeyError) as error:
+            raise UserError(f"cannot load the exported model in {model_dir}: {error}") from None
+        model = TrainingModel(schema, model_config, table)
+        model.load_dense(pass_dir / "dense.pt")
+        return cls(model, int(description["pass_index"]))
+
+    def score(self, impressions: list[Impression | LabelledSample]) -> list[ScoredImpression]:
+        """Probabilities of every task for each impression (table lookups never create rows)."""
+        samples = [_as_sample(item) for item in impressions]
+        if not samples:
+            return []
+        batch = self.batcher.build(samples)
+        probabilities = self.model.step.score(batch)
+        tasks = self.model.schema.task_names
+        return [
+            ScoredImpression(s.sample_id, dict(zip(tasks, map(float, row), strict=True)), dict(s.labels))
+            for s, row in zip(samples, probabilities.tolist(), strict=True)
+        ]
+
+
+def _as_sample(item: Impression | LabelledSample) -> LabelledSample:
+    if isinstance(item, LabelledSample):
+        return item
+    return LabelledSample(item.impression_id, item, dict(item.labels or {}), JoinInfo(window_ms=0, source="score"))
+
+
+def parse_event(data: dict[str, Any]) -> Impression | LabelledSample:
+    """An impression or a labelled sample (it has an ``impression`` field) from decoded JSON."""
+    return sample_from_dict(data) if "impression" in data else impression_from_dict(data)
+
+
+def read_jsonl(path: str | Path) -> Iterator[Impression | LabelledSample]:
+    """Impressions or labelled samples, one JSON object per line; UserError names a bad line."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            for number, line in enumerate(f, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    yield parse_event(json.loads(line))
+                except (ValueError, TypeError, KeyError) as error:
+                    raise UserError(f"{path}:{number}: not an impression or labelled sample ({error})") from None
+    except FileNotFoundError:
+        raise UserError(f"input file {path} not found") from None
+
+
+def score_stream(
+    model: ExportedModel, events: Iterable[Impression | LabelledSample], batch_size: int = 1024
+) -> Iterator[ScoredImpression]:
+    """Score ``events`` in batches of ``batch_size``."""
+    pending: list[Impression | LabelledSample] = []
+    for event in events:
+        pending.append(event)
+        if len(pending) >= batch_size:
+            yield from model.score(pending)
+            pending = []
+    if pending:
+        yield from model.score(pending)
+
+
+def labelled_auc(scored: list[ScoredImpression], tasks: list[str]) -> dict[str, float]:
+    """AUC per task over the scored impressions that carry that task's label (NaN if undefined)."""
+    out = {}
+    for task in tasks:
+        rows = [(s.labels[task], s.probabilities[task]) for s in scored if task in s.labels]
+        out[task] = auc(np.array([r[0] for r in rows]), np.array([r[1] for r in rows])) if rows else float("nan")
+    return out
+
+
+def read_topic(
+    kafka: KafkaConfig, topic: str, limit: int = 0, timeout_s: float = 30.0
+) -> Iterator[Impression | LabelledSample]:
+    """Impressions or samples of ``topic`` from its beginning to its end when called (at most
+    ``limit``, 0 = all), read with a throw-away group that commits nothing."""
+    watermarks = partition_offsets(kafka, topic)
+    end = {p: high for p, (_low, high) in watermarks.items()}
+    group = f"pepnet-score-{uuid.uuid4().hex[:8]}"
+    consumer = Consumer(consumer_config(kafka, group, {"enable.auto.commit": False}))
+    consumer.assign([TopicPartition(topic, p, low) for p, (low, high) in watermarks.items() if high > low])
+    position = {p: low for p, (low, _high) in watermarks.items()}
+    count = 0
+    deadline = time.monotonic() + timeout_s
+    try:
+        while any(position[p] < end[p] for p in end) and (not limit or count < limit):
+            messages = consumer.consume(1000, 0.5)
+            if not messages and time.monotonic() > deadline:
+                raise UserError(f"reading {topic}: no message for {timeout_s:g} s before its end offsets")
+            for message in messages:
+                if message.error() is not None or message.offset() >= end[message.partition()]:
+                    continue
+                deadline = time.monotonic() + timeout_s
+                position[message.partition()] = message.offset() + 1
+                try:
+                    yield parse_event(json.loads(message.value()))
+                except (ValueError, TypeError, KeyError) as error:
+                    log.warning("skipping an undecodable message of %s: %s", topic, error)
+                    continue
+                count += 1
+                if limit and count >= limit:
+                    return
+    finally:
+        consumer.close()
