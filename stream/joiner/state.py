@@ -71,4 +71,3 @@ def pending_key(partition: int, impression_id: str) -> str:
 
 def early_key(partition: int, impression_id: str) -> str:
     return f"{partition}:a:{impression_id}"
-

@@ -8,8 +8,11 @@ Layout of ``model_dir``::
     pass-<pass>/manifest.json                           the pass manifest
     LATEST                                              "pass-<pass>", replaced atomically
 
-A reader follows ``LATEST``; the table chain is read up to that pass. A pass directory is
-written under a temporary name and renamed, so ``LATEST`` never names a partial directory.
+A reader follows ``LATEST`` for the dense weights and reads the table chain (newest snapshot +
+deltas). A pass directory is written under a temporary name and renamed, so ``LATEST`` never
+names a partial directory. A crash after the table export of pass k but before ``LATEST`` moves
+leaves the chain one pass ahead of ``LATEST`` until the restarted trainer re-runs pass k, which
+rewrites the same files.
 """
 
 from __future__ import annotations

@@ -3,8 +3,10 @@ from pathlib import Path
 
 import pytest
 import torch
+from confluent_kafka import Producer
 
 from monitoring.run_log import read_pass_records
+from stream.kafka.client_config import producer_config
 from stream.trainer.checkpoint import CheckpointStore
 from stream.trainer.exporter import latest_pass_dir
 from stream.trainer.loop import IncrementalTrainer, RunOptions, TrainerPaths, read_manifests
@@ -44,7 +46,11 @@ def test_trains_every_sample_once_and_publishes(pipeline_config, tmp_path):
     samples = simulated_samples(config, 1000)
     # 50 samples written twice, as a joiner restarted after a crash rewrites its last output.
     fill_samples_topic(config, samples[:150] + samples[100:150] + samples[150:])
+    producer = Producer(producer_config(config.kafka))
+    producer.produce(config.kafka.topics.samples.name, b'{"not": "a sample"', b"7")  # skipped, counted
+    producer.flush(30)
     summary = trainer_for(config, tmp_path / "run").run(RunOptions(stop_at_end=True))
+    assert summary.invalid_messages == 1
     manifests = read_manifests(tmp_path / "run")
     assert [m.pass_index for m in manifests] == list(range(len(manifests))) and len(manifests) >= 5
     assert sum(m.messages for m in manifests) == 1050
@@ -63,7 +69,7 @@ def test_trains_every_sample_once_and_publishes(pipeline_config, tmp_path):
         for r in m.ranges:
             assert r.start_offset == ends.get(r.partition, 0)
             ends[r.partition] = r.end_offset
-    assert sum(ends.values()) == 1050
+    assert sum(ends.values()) >= 1050  # the undecodable message may close its partition's last range
 
 
 def test_restart_continues_bit_for_bit(pipeline_config, tmp_path):

@@ -1,0 +1,275 @@
+"""Trainer throughput in one run: end to end from Kafka vs the compute ceiling vs a naive loop.
+
+1. end to end: ``IncrementalTrainer`` on a samples topic (batched consume, JSON decoding on the
+   reader thread, pass assembly, progressive validation, training, end_pass, export, checkpoint).
+2. ceiling: the same passes (same batches, same order) trained from memory: validation, training
+   and end_pass only, no Kafka, no decoding, no export or checkpoint.
+3. naive: what a user might write: ``poll()`` one message at a time, ``json.loads`` per message,
+   embeddings in a Python dict, the same dense network and optimizer, per-key SGD on the dict.
+
+Prints samples/s of each and the ratios end-to-end/ceiling and end-to-end/naive.
+Run: ``nice python benchmarks/trainer.py`` (starts its own broker on free ports; ``--bootstrap``
+uses an existing one). Sizes: ``--samples`` (default 100000), ``--pass-samples`` (10000).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import socket
+import sys
+import tempfile
+import time
+import uuid
+from contextlib import ExitStack
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from confluent_kafka import Consumer, TopicPartition  # noqa: E402
+
+from pepnet.batch import EmbeddedBatch  # noqa: E402
+from pepnet.loss import multitask_loss  # noqa: E402
+from pepnet.model import build_model  # noqa: E402
+from pepnet.model_input import InputShape  # noqa: E402
+from stream.batching import SampleBatcher  # noqa: E402
+from stream.config import PipelineConfig, load_config  # noqa: E402
+from stream.events import sample_from_dict  # noqa: E402
+from stream.kafka.client_config import consumer_config  # noqa: E402
+from stream.kafka.topics import create_topics  # noqa: E402
+from stream.simulator.generator import EventSimulator  # noqa: E402
+from stream.trainer.dedup import DedupWindow  # noqa: E402
+from stream.trainer.loop import IncrementalTrainer, RunOptions, TrainerPaths  # noqa: E402
+from stream.trainer.pass_assembler import DecodedChunk, PassAssembler  # noqa: E402
+from stream.trainer.progressive_validation import progressive_metrics  # noqa: E402
+from stream.trainer.sample_producer import produce_samples  # noqa: E402
+from stream.trainer.sample_reader import ChunkDecoder, partition_offsets  # noqa: E402
+from stream.trainer.training_model import TrainingModel  # noqa: E402
+
+
+def free_ports(count: int) -> list[int]:
+    with ExitStack() as stack:
+        sockets = [stack.enter_context(socket.socket()) for _ in range(count)]
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in sockets]
+
+
+def bench_config(bootstrap: str, work: Path, pass_samples: int) -> PipelineConfig:
+    prefix = f"bench.{uuid.uuid4().hex[:8]}"
+    topics = {"samples": {"name": f"{prefix}.samples", "settings": {"retention.ms": "-1"}}}
+    return load_config(
+        overrides={
+            "kafka": {"bootstrap": bootstrap, "topics": topics},
+            "run_dir": str(work / "run"),
+            "monitoring": {"enabled": False},
+            "trainer": {"pass_samples": pass_samples},
+        },
+        environ={},
+    )
+
+
+def read_all_chunks(config: PipelineConfig, decoder: ChunkDecoder) -> list[DecodedChunk]:
+    """The topic decoded chunk by chunk (for the in-memory ceiling), outside any timing."""
+    topic = config.kafka.topics.samples.name
+    watermarks = partition_offsets(config.kafka, topic)
+    consumer = Consumer(consumer_config(config.kafka, "bench-preload", {"enable.auto.commit": False}))
+    consumer.assign([TopicPartition(topic, p, low) for p, (low, _) in watermarks.items()])
+    remaining = {p: high - low for p, (low, high) in watermarks.items()}
+    chunks = []
+    while any(remaining.values()):
+        groups: dict[int, list] = {}
+        for m in consumer.consume(2000, 1.0):
+            if m.error() is None:
+                groups.setdefault(m.partition(), []).append(m)
+        for p, group in groups.items():
+            offsets = np.array([m.offset() for m in group], dtype=np.int64)
+            kept, batch = decoder.decode([m.value() for m in group])
+            chunks.append(DecodedChunk(p, offsets[kept], batch, int(offsets[-1]) + 1))
+            remaining[p] -= len(group)
+    consumer.close()
+    return chunks
+
+
+def warm_up(config: PipelineConfig, chunks: list[DecodedChunk]) -> None:
+    """A few steps on a throw-away model so that neither variant pays torch's first-call costs."""
+    model = TrainingModel.fresh(config.schema, config.model, config.embedding_store)
+    batch = chunks[0].batch
+    for i in range(0, min(len(batch), 4 * config.trainer.batch_size), config.trainer.batch_size):
+        model.step.score(batch.slice(i, i + config.trainer.batch_size))
+        model.step.step(batch.slice(i, i + config.trainer.batch_size))
+
+
+def ceiling(config: PipelineConfig, chunks: list[DecodedChunk]) -> list[tuple[int, float]]:
+    """(samples, seconds) per pass of validation + training + end_pass on the same passes, from memory."""
+    topic = config.kafka.topics.samples.name
+    watermarks = partition_offsets(config.kafka, topic)
+    assembler = PassAssembler(
+        topic, {p: low for p, (low, _) in watermarks.items()}, config.trainer.pass_samples,
+        config.trainer.pass_event_time_ms, DedupWindow(config.trainer.dedup_passes), config.schema.task_names,
+        config.schema.domains, end_offsets={p: high for p, (_, high) in watermarks.items()},
+    )  # fmt: skip
+    for chunk in chunks:
+        assembler.offer(chunk)
+    passes = []
+    while (closed := assembler.close_pass()) is not None:
+        passes.append(closed)
+    model = TrainingModel.fresh(config.schema, config.model, config.embedding_store)
+    size = config.trainer.batch_size
+    out = []
+    for closed in passes:
+        start = time.perf_counter()
+        batch = closed.batch
+        probs = np.concatenate([model.step.score(batch.slice(i, i + 4 * size)) for i in range(0, len(batch), 4 * size)])
+        progressive_metrics(batch, probs, config.schema.task_names, config.schema.domains)
+        for i in range(0, len(batch), size):
+            model.step.step(batch.slice(i, i + size))
+        model.table.end_pass(closed.manifest.pass_index, closed.manifest.event_time_max_ms)
+        out.append((len(batch), time.perf_counter() - start))
+    return out
+
+
+def naive(config: PipelineConfig, limit: int) -> tuple[int, float]:
+    """Per-message poll + json.loads, a dict of embeddings, the same network: ``limit`` samples."""
+    topic = config.kafka.topics.samples.name
+    schema = config.schema
+    dim = config.embedding_store.dim
+    group = f"bench-naive-{uuid.uuid4().hex[:6]}"
+    consumer = Consumer(consumer_config(config.kafka, group, {"enable.auto.commit": False}))
+    consumer.subscribe([topic])
+    network = build_model(config.model, InputShape.from_schema(schema, dim))
+    optimizer = torch.optim.Adam(network.parameters(), lr=1e-3)
+    batcher = SampleBatcher(schema)
+    embeddings: dict[int, np.ndarray] = {}
+    rng = np.random.default_rng(0)
+    slots = schema.slots()
+    pending = []
+    samples = 0
+    start = None
+    while samples < limit:
+        message = consumer.poll(1.0)
+        if message is None or message.error() is not None:
+            continue
+        if start is None:
+            start = time.perf_counter()
+        sample = sample_from_dict(json.loads(message.value()))
+        pending.append(batcher.build([sample]))  # per-message feature extraction
+        if len(pending) < config.trainer.batch_size:
+            continue
+        keys = [b.keys[0] for b in pending]
+        masks = [b.key_mask[0] for b in pending]
+        rows = []
+        for key_row, mask_row in zip(keys, masks, strict=True):
+            pooled = []
+            for slot in slots:
+                vectors = []
+                for c in range(slot.first_column, slot.first_column + slot.width):
+                    if not mask_row[c]:
+                        continue
+                    k = int(key_row[c])
+                    if k not in embeddings:
+                        embeddings[k] = rng.uniform(-0.01, 0.01, dim).astype(np.float32)
+                    vectors.append(embeddings[k])
+                pooled.append(np.mean(vectors, axis=0) if vectors else np.zeros(dim, np.float32))
+            rows.append(np.stack(pooled))
+        emb = torch.tensor(np.stack(rows), requires_grad=True)
+        domain = torch.tensor([int(b.domain[0]) for b in pending])
+        batch = EmbeddedBatch(emb, domain, torch.zeros(len(pending), len(schema.tasks)),
+                              torch.from_numpy(np.concatenate([b.dense for b in pending])))  # fmt: skip
+        logits = network(batch)
+        labels = torch.from_numpy(np.concatenate([b.labels for b in pending]))
+        mask = torch.from_numpy(np.concatenate([b.label_mask for b in pending]))
+        loss, _ = multitask_loss(logits, labels, mask, torch.ones(len(schema.tasks)))
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        grads = emb.grad.numpy()
+        for i, (key_row, mask_row) in enumerate(zip(keys, masks, strict=True)):
+            for f, slot in enumerate(slots):
+                for c in range(slot.first_column, slot.first_column + slot.width):
+                    if mask_row[c]:
+                        embeddings[int(key_row[c])] -= 0.05 * grads[i, f] * len(pending)
+        samples += len(pending)
+        pending = []
+    consumer.close()
+    return samples, time.perf_counter() - start
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--bootstrap", default="", help="existing broker (default: start one on free ports)")
+    parser.add_argument("--samples", type=int, default=100_000)
+    parser.add_argument("--pass-samples", type=int, default=10_000)
+    parser.add_argument("--naive-samples", type=int, default=5_000)
+    parser.add_argument("--threads", type=int, default=1, help="torch threads in every variant (same for all)")
+    parser.add_argument("--verbose", action="store_true", help="log every pass of the end-to-end run")
+    args = parser.parse_args()
+    if args.verbose:
+        import logging
+
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    torch.set_num_threads(args.threads)
+    work = Path(tempfile.mkdtemp(prefix="bench-trainer-"))
+    broker = None
+    try:
+        bootstrap = args.bootstrap
+        if not bootstrap:
+            from stream.kafka.broker import LocalBroker
+            from stream.kafka.config import LocalBrokerConfig
+
+            port, controller = free_ports(2)
+            broker = LocalBroker(LocalBrokerConfig(port=port, controller_port=controller, data_dir=str(work / "kafka")))
+            bootstrap = broker.up().state.bootstrap
+        config = bench_config(bootstrap, work, args.pass_samples)
+        create_topics(config.kafka)
+        simulator = EventSimulator(config.simulator, config.schema)
+        samples = [s for s, _ in simulator.labelled_samples(args.samples, config.joiner.window_ms)]
+        produce_samples(config.kafka, config.kafka.topics.samples.name, samples)
+        print(f"{len(samples)} samples in {config.kafka.topics.samples.name}, passes of {args.pass_samples}, "
+              f"batch {config.trainer.batch_size}, {args.threads} torch thread(s)")  # fmt: skip
+
+        chunks = read_all_chunks(config, ChunkDecoder(SampleBatcher(config.schema)))
+        warm_up(config, chunks)
+
+        trainer = IncrementalTrainer(config, TrainerPaths.from_config(config, str(work / "run")))
+        pass_ends: list[float] = []
+        start = time.perf_counter()
+        options = RunOptions(stop_at_end=True, on_pass=lambda _r, _m: pass_ends.append(time.perf_counter()))
+        summary = trainer.run(options)
+        e2e_seconds = time.perf_counter() - start
+        e2e_samples = sum(r.samples for r in summary.passes)
+        e2e = e2e_samples / e2e_seconds
+        # After the first pass: the reader fills the next pass while the current one trains.
+        steady_samples = sum(r.samples for r in summary.passes[1:])
+        steady = steady_samples / (pass_ends[-1] - pass_ends[0])
+
+        per_pass = ceiling(config, chunks)
+        ceil = sum(n for n, _ in per_pass) / sum(t for _, t in per_pass)
+        ceil_steady = sum(n for n, _ in per_pass[1:]) / sum(t for _, t in per_pass[1:])
+        naive_samples, naive_seconds = naive(config, args.naive_samples)
+        slow = naive_samples / naive_seconds
+
+        print(f"end to end (Kafka -> passes -> train -> export -> checkpoint): {e2e_samples} samples in "
+              f"{e2e_seconds:.1f} s = {e2e:,.0f} samples/s; after the first pass {steady:,.0f} samples/s")
+        print(f"  (first pass started after {pass_ends[0] - start - summary.passes[0].duration_s:.1f} s: "
+              f"its {summary.passes[0].samples} samples had to be read and decoded first)")
+        print(f"compute ceiling (same passes from memory: validate, train, end_pass): {ceil:,.0f} samples/s; "
+              f"after the first pass {ceil_steady:,.0f} samples/s")
+        print(f"naive loop (poll per message, json per message, dict embeddings): {naive_samples} samples in "
+              f"{naive_seconds:.1f} s = {slow:,.0f} samples/s")
+        print(f"ratio end-to-end / ceiling = {e2e / ceil:.2f} whole run, {steady / ceil_steady:.2f} after the "
+              "first pass (target >= 0.80)")
+        print(f"ratio end-to-end / naive   = {e2e / slow:.1f}x (target: several times)")  # fmt: skip
+        return 0
+    finally:
+        if broker is not None:
+            broker.down()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
