@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -124,9 +125,9 @@ def main() -> int:
         broker = LocalBroker(LocalBrokerConfig(port=port, controller_port=controller, data_dir=data_dir))
         bootstrap = broker.up().state.bootstrap
     worker = None
+    work = Path(tempfile.mkdtemp(prefix="bench-joiner-work-"))
     try:
         prefix = f"bench.{uuid.uuid4().hex[:8]}"
-        work = Path(tempfile.mkdtemp(prefix="bench-joiner-work-"))
         topics = {role: {"name": f"{prefix}.{role}"} for role in TopicsConfig().by_role()}
         overrides = {
             "kafka": {"bootstrap": bootstrap, "topics": topics},
@@ -219,6 +220,8 @@ def main() -> int:
                 worker.kill()
         if broker is not None:
             broker.down()
+            shutil.rmtree(data_dir, ignore_errors=True)
+        shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -108,11 +108,6 @@ class IncrementalTrainer:
         self.table_metrics = None
         self._server = None
         self._dedup: DedupWindow | None = None
-        if config.trainer.deterministic:
-            torch.use_deterministic_algorithms(True)
-            torch.set_num_threads(1)
-        elif config.model.num_threads > 0:
-            torch.set_num_threads(config.model.num_threads)
 
     # ------------------------------------------------------------------ restore
     def restore(self) -> tuple[int, dict[int, int], DedupWindow, int | None]:
@@ -148,8 +143,24 @@ class IncrementalTrainer:
 
     # ------------------------------------------------------------------ run
     def run(self, options: RunOptions | None = None) -> RunSummary:
-        """Train passes until a stop condition of ``options`` holds."""
-        options = options or RunOptions()
+        """Train passes until a stop condition of ``options`` holds.
+
+        With ``trainer.deterministic`` torch runs deterministic algorithms on one thread for the
+        run (restored afterwards, so an embedding process keeps its own settings).
+        """
+        deterministic, threads = torch.are_deterministic_algorithms_enabled(), torch.get_num_threads()
+        if self.config.trainer.deterministic:
+            torch.use_deterministic_algorithms(True)
+            torch.set_num_threads(1)
+        elif self.config.model.num_threads > 0:
+            torch.set_num_threads(self.config.model.num_threads)
+        try:
+            return self._run(options or RunOptions())
+        finally:
+            torch.use_deterministic_algorithms(deterministic)
+            torch.set_num_threads(threads)
+
+    def _run(self, options: RunOptions) -> RunSummary:
         trainer = self.config.trainer
         next_pass, offsets, dedup, resumed = self.restore()
         summary = RunSummary(resumed_from_pass=resumed, next_pass=next_pass)

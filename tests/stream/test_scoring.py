@@ -4,7 +4,7 @@ import pytest
 
 from stream.errors import UserError
 from stream.events import encode
-from stream.scoring import ExportedModel
+from stream.scoring import ExportedModel, read_topic, score_stream
 from stream.trainer.loop import IncrementalTrainer, RunOptions, TrainerPaths
 from tests.stream.trainer.kafka_samples import fill_samples_topic, simulated_samples, small_config
 
@@ -30,6 +30,9 @@ def test_exported_model_scores_like_the_trainer(pipeline_config, tmp_path, pepne
     lines = [json.loads(line) for line in done.stdout.splitlines()]
     assert [line["impression_id"] for line in lines] == [s.sample_id for s in held_out]
     assert lines[0]["probabilities"] == pytest.approx(scored[0].probabilities)
+    # From a topic: the samples topic itself, first 50 messages.
+    from_topic = list(score_stream(exported, read_topic(config.kafka, config.kafka.topics.samples.name, limit=50)))
+    assert len(from_topic) == 50 and all(0.0 < p < 1.0 for s in from_topic for p in s.probabilities.values())
 
 
 def test_missing_export_is_a_user_error(tmp_path):

@@ -99,3 +99,15 @@ def test_corrupt_checkpoint_falls_back_and_retrains_the_pass(pipeline_config, tm
         m.to_dict() for m in read_manifests(tmp_path / "straight")
     ]
     assert_same_model(tmp_path / "straight", tmp_path / "damaged")
+
+
+def test_metrics_follow_the_passes(pipeline_config, tmp_path):
+    config = small_config(pipeline_config)
+    config.monitoring.enabled = True
+    config.monitoring.trainer_port = 0  # any free port
+    fill_samples_topic(config, simulated_samples(config, 450))
+    trainer = trainer_for(config, tmp_path / "run")
+    summary = trainer.run(RunOptions(stop_at_end=True))
+    assert trainer.metrics.trained_samples._value.get() == sum(r.samples for r in summary.passes) == 450
+    assert trainer.metrics.pass_index._value.get() == summary.next_pass - 1
+    assert trainer.table_metrics.used_bytes._value.get() == summary.passes[-1].table_bytes
