@@ -56,7 +56,7 @@ class JoinInfo:
     window_ms: int
     actions_joined: int = 0
     closed_at_watermark_ms: int = 0
-    source: str = "join"  # "join" or "prelabelled"
+    source: str = "join"  # "join", "prelabelled" or "late_impression" (no labels observed)
 
 
 @dataclass

@@ -1,10 +1,12 @@
-"""Crash-safe file writes: write a temporary file, fsync it, rename it into place, fsync the directory."""
+"""Crash-safe directories of files: fsync a tree, checksum it; single files via stream.atomic_file."""
 
 from __future__ import annotations
 
 import hashlib
 import os
 from pathlib import Path
+
+from stream.atomic_file import atomic_text_writer
 
 
 def fsync_dir(directory: str | os.PathLike[str]) -> None:
@@ -25,21 +27,10 @@ def fsync_tree(directory: str | os.PathLike[str]) -> None:
         fsync_dir(root)
 
 
-def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
-    """Replace ``path`` with ``data`` so that readers see the old or the new content, never a mix."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    fsync_dir(path.parent)
-
-
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
-    atomic_write_bytes(path, text.encode("utf-8"))
+    """Replace ``path`` with ``text`` so that readers see the old or the new content, never a mix."""
+    with atomic_text_writer(path) as f:
+        f.write(text)
 
 
 def sha256_file(path: str | os.PathLike[str]) -> str:

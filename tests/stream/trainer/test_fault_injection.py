@@ -84,7 +84,12 @@ def test_kill_9_five_times_equals_uninterrupted_run(pipeline_config, tmp_path):
                 process.wait()
                 kills += 1
                 continue
-        _, stderr = process.communicate(timeout=300)
+        try:
+            _, stderr = process.communicate(timeout=300)
+        finally:
+            if process.poll() is None:  # never leave a trainer behind when the test fails
+                process.kill()
+                process.wait()
         assert process.returncode == 0, stderr
         break
     assert kills == KILLS and launches == KILLS + 1
