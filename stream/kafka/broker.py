@@ -104,6 +104,10 @@ def render_server_properties(config: LocalBrokerConfig, log_dir: Path) -> str:
         # Topics come from `pepnet topics create` with their partition counts; a typo must fail.
         "auto.create.topics.enable": "false",
         "num.partitions": "1",
+        # Simulated event times (the message timestamps) lie in the past: time-based retention
+        # would delete replayable data minutes after it is written. Size-bounded instead.
+        "log.retention.ms": "-1",
+        "log.retention.bytes": str(2 * 1024**3),
         "num.network.threads": "2",
         "num.io.threads": "4",
     }
