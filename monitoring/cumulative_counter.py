@@ -58,9 +58,11 @@ class CumulativeCounter(Collector):
             return self._values.get(tuple(str(v) for v in labelvalues), 0.0)
 
     def describe(self) -> Iterator[CounterMetricFamily]:
+        """The family without samples (prometheus_client collector protocol)."""
         yield CounterMetricFamily(self._name, self._documentation, labels=self._labelnames)
 
     def collect(self) -> Iterator[CounterMetricFamily]:
+        """The family with the current count of every label combination."""
         family = CounterMetricFamily(self._name, self._documentation, labels=self._labelnames)
         with self._lock:
             items = sorted(self._values.items())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import partial
 
 from prometheus_client import Counter, Gauge
 from prometheus_client.registry import CollectorRegistry
@@ -30,47 +31,26 @@ class JoinerMetrics:
 
     def __init__(self, registry: CollectorRegistry, dead_letter_reasons: Sequence[str] = ()) -> None:
         """`dead_letter_reasons` (the validation's reason codes) are exported at 0 from the start."""
+        counter = partial(Counter, registry=registry)
         self.pending_impressions = Gauge(
-            "pepnet_joiner_pending_impressions",
-            "Impressions waiting for their join window to close.",
+            "pepnet_joiner_pending_impressions", "Impressions waiting for their join window to close.",
             registry=registry,
+        )  # fmt: skip
+        self.impressions_consumed = counter(
+            "pepnet_joiner_impressions_consumed_total", "Valid impressions read by the joiner."
         )
-        self.impressions_consumed = Counter(
-            "pepnet_joiner_impressions_consumed_total",
-            "Valid impressions read by the joiner.",
-            registry=registry,
+        self.actions_consumed = counter("pepnet_joiner_actions_consumed_total", "Valid actions read by the joiner.")
+        self.samples_emitted = counter("pepnet_joiner_samples_emitted_total", "Labelled samples emitted by the join.")
+        self.joined_actions = counter("pepnet_joiner_joined_actions_total", "Actions attached to a pending impression.")
+        self.late_actions = counter(
+            "pepnet_joiner_late_actions_total", "Actions that arrived after their impression was emitted."
         )
-        self.actions_consumed = Counter(
-            "pepnet_joiner_actions_consumed_total", "Valid actions read by the joiner.", registry=registry
+        self.orphan_actions = counter("pepnet_joiner_orphan_actions_total", "Actions whose impression was never seen.")
+        self.prelabelled_samples = counter(
+            "pepnet_joiner_prelabelled_samples_total", "Pre-labelled impressions passed straight through."
         )
-        self.samples_emitted = Counter(
-            "pepnet_joiner_samples_emitted_total", "Labelled samples emitted by the join.", registry=registry
-        )
-        self.joined_actions = Counter(
-            "pepnet_joiner_joined_actions_total",
-            "Actions attached to a pending impression.",
-            registry=registry,
-        )
-        self.late_actions = Counter(
-            "pepnet_joiner_late_actions_total",
-            "Actions that arrived after their impression was emitted.",
-            registry=registry,
-        )
-        self.orphan_actions = Counter(
-            "pepnet_joiner_orphan_actions_total",
-            "Actions whose impression was never seen.",
-            registry=registry,
-        )
-        self.prelabelled_samples = Counter(
-            "pepnet_joiner_prelabelled_samples_total",
-            "Pre-labelled impressions passed straight through.",
-            registry=registry,
-        )
-        self.dead_letters = Counter(
-            "pepnet_dead_letters_total",
-            "Invalid events sent to the dead-letter topic, by reason.",
-            ["reason"],
-            registry=registry,
+        self.dead_letters = counter(
+            "pepnet_dead_letters_total", "Invalid events sent to the dead-letter topic, by reason.", ["reason"]
         )
         self._reasons = BoundedLabelValues(MAX_DEAD_LETTER_REASONS)
         for reason in dead_letter_reasons:

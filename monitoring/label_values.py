@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable
 
 OVERFLOW_LABEL_VALUE = "other"
 
@@ -15,14 +14,12 @@ class BoundedLabelValues:
     time series per distinct string and overload Prometheus.
     """
 
-    def __init__(self, limit: int, known: Iterable[str] = ()) -> None:
+    def __init__(self, limit: int) -> None:
         if limit < 1:
             raise ValueError(f"limit must be >= 1, got {limit}")
         self._limit = limit
         self._seen: set[str] = set()
         self._lock = threading.Lock()
-        for value in known:
-            self.admit(value)
 
     def admit(self, value: str) -> str:
         """The label value to use for `value`: itself while under the limit, else `"other"`."""

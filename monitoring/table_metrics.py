@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from functools import partial
 
 from prometheus_client import Gauge
 from prometheus_client.registry import CollectorRegistry
@@ -31,39 +32,21 @@ class TableMetrics:
         rejection_reasons: Sequence[str] = (),
     ) -> None:
         """The given reasons are exported at 0 from the start, so rate() has data before the first one."""
-        self.bytes = Gauge(
-            "pepnet_table_bytes",
-            "Bytes held by the embedding table, by component.",
-            ["component"],
-            registry=registry,
-        )
-        self.used_bytes = Gauge(
-            "pepnet_table_used_bytes",
-            "Bytes the embedding table accounts against its budget.",
-            registry=registry,
-        )
-        self.budget_bytes = Gauge("pepnet_table_budget_bytes", "Byte budget of the embedding table.", registry=registry)
-        self.rows = Gauge(
-            "pepnet_table_rows",
-            "Rows held by the embedding table, by feature.",
-            ["feature"],
-            registry=registry,
-        )
+        gauge = partial(Gauge, registry=registry)
+        self.bytes = gauge("pepnet_table_bytes", "Bytes held by the embedding table, by component.", ["component"])
+        self.used_bytes = gauge("pepnet_table_used_bytes", "Bytes the embedding table accounts against its budget.")
+        self.budget_bytes = gauge("pepnet_table_budget_bytes", "Byte budget of the embedding table.")
+        self.rows = gauge("pepnet_table_rows", "Rows held by the embedding table, by feature.", ["feature"])
         self.evictions = CumulativeCounter(
-            "pepnet_table_evictions_total",
-            "Rows removed from the embedding table, by reason.",
-            ["reason"],
-            registry,
+            "pepnet_table_evictions_total", "Rows removed from the embedding table, by reason.", ["reason"], registry
         )
         self.admissions = CumulativeCounter(
             "pepnet_table_admissions_total", "New ids given a row in the embedding table.", [], registry
         )
         self.rejections = CumulativeCounter(
-            "pepnet_table_rejections_total",
-            "New ids refused a row in the embedding table, by reason.",
-            ["reason"],
+            "pepnet_table_rejections_total", "New ids refused a row in the embedding table, by reason.", ["reason"],
             registry,
-        )
+        )  # fmt: skip
         self.evictions.set_by_label(dict.fromkeys(eviction_reasons, 0))
         self.rejections.set_by_label(dict.fromkeys(rejection_reasons, 0))
         self.admissions.set(0)

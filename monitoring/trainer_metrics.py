@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
+from functools import partial
 
 from prometheus_client import Counter, Gauge, Histogram
 from prometheus_client.registry import CollectorRegistry
@@ -39,64 +40,45 @@ class TrainerMetrics:
     def __init__(self, registry: CollectorRegistry, clock: Callable[[], float] = time.time) -> None:
         """`clock` returns Unix seconds; tests pass a fake one to control timestamps."""
         self._clock = clock
-        self.loss = Gauge("pepnet_train_loss", "Mean training loss of the last pass.", ["task"], registry=registry)
-        self.loss_rising_passes = Gauge(
-            "pepnet_train_loss_rising_passes",
-            "Consecutive passes whose training loss exceeded the previous pass's.",
+        gauge = partial(Gauge, registry=registry)
+        counter = partial(Counter, registry=registry)
+        self.loss = gauge("pepnet_train_loss", "Mean training loss of the last pass.", ["task"])
+        self.loss_rising_passes = gauge(
+            "pepnet_train_loss_rising_passes", "Consecutive passes whose training loss exceeded the previous pass's.",
             ["task"],
-            registry=registry,
+        )  # fmt: skip
+        self.auc = gauge("pepnet_progressive_auc", "Progressive AUC of the last pass, all domains.", ["task"])
+        self.logloss = gauge(
+            "pepnet_progressive_logloss", "Progressive logloss of the last pass, all domains.", ["task"]
         )
-        self.auc = Gauge(
-            "pepnet_progressive_auc", "Progressive AUC of the last pass, all domains.", ["task"], registry=registry
+        self.domain_auc = gauge(
+            "pepnet_progressive_domain_auc", "Progressive AUC of the last pass by domain.", ["task", "domain"]
         )
-        self.logloss = Gauge(
-            "pepnet_progressive_logloss",
-            "Progressive logloss of the last pass, all domains.",
-            ["task"],
-            registry=registry,
+        self.domain_logloss = gauge(
+            "pepnet_progressive_domain_logloss", "Progressive logloss of the last pass by domain.", ["task", "domain"]
         )
-        self.domain_auc = Gauge(
-            "pepnet_progressive_domain_auc",
-            "Progressive AUC of the last pass by domain.",
-            ["task", "domain"],
-            registry=registry,
+        self.trained_samples = counter("pepnet_trained_samples_total", "Samples trained.")
+        self.samples_per_second = gauge(
+            "pepnet_train_samples_per_second", "Training throughput of the last pass in samples per second."
         )
-        self.domain_logloss = Gauge(
-            "pepnet_progressive_domain_logloss",
-            "Progressive logloss of the last pass by domain.",
-            ["task", "domain"],
-            registry=registry,
-        )
-        self.trained_samples = Counter("pepnet_trained_samples_total", "Samples trained.", registry=registry)
-        self.samples_per_second = Gauge(
-            "pepnet_train_samples_per_second",
-            "Training throughput of the last pass in samples per second.",
-            registry=registry,
-        )
-        self.pass_index = Gauge("pepnet_pass_index", "Index of the last completed pass.", registry=registry)
+        self.pass_index = gauge("pepnet_pass_index", "Index of the last completed pass.")
         self.pass_duration = Histogram(
-            "pepnet_pass_duration_seconds",
-            "Wall-clock duration of a pass.",
-            buckets=PASS_DURATION_BUCKETS_S,
+            "pepnet_pass_duration_seconds", "Wall-clock duration of a pass.", buckets=PASS_DURATION_BUCKETS_S,
             registry=registry,
-        )
-        self.last_pass_completion = Gauge(
+        )  # fmt: skip
+        self.last_pass_completion = gauge(
             "pepnet_last_pass_completion_timestamp_seconds",
             "Unix time of the last completed pass (or of the trainer start).",
-            registry=registry,
         )
-        self.last_checkpoint = Gauge(
+        self.last_checkpoint = gauge(
             "pepnet_last_checkpoint_timestamp_seconds",
             "Unix time of the last checkpoint written (or of the trainer start).",
-            registry=registry,
         )
-        self.trained_event_time = Gauge(
-            "pepnet_trained_event_time_seconds", "Largest event time trained so far, Unix seconds.", registry=registry
+        self.trained_event_time = gauge(
+            "pepnet_trained_event_time_seconds", "Largest event time trained so far, Unix seconds."
         )
-        self.dropped_duplicates = Counter(
-            "pepnet_dropped_duplicate_samples_total",
-            "Samples dropped because their sample id was already trained.",
-            registry=registry,
+        self.dropped_duplicates = counter(
+            "pepnet_dropped_duplicate_samples_total", "Samples dropped because their sample id was already trained."
         )
         self.consumer_lag = ConsumerLagGauge(registry)
         started = self._clock()

@@ -1,16 +1,35 @@
-"""Crash-safe text files: write a temporary file next to the target, fsync it, rename it into place.
+"""Crash-safe files and directories: write a temporary next to the target, fsync it, rename it into place.
 
-Readers see the old content or the new one, never a half-written file.
+Readers see the old content or the new one, never a half-written file or directory.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TextIO
+
+
+def fsync_directory(directory: str | os.PathLike[str]) -> None:
+    """Persist a directory's entries (a rename is durable only after this)."""
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def fsync_tree(directory: str | os.PathLike[str]) -> None:
+    """fsync every file and directory under ``directory`` (files written by other libraries)."""
+    for root, _dirs, files in os.walk(directory):
+        for name in files:
+            with open(os.path.join(root, name), "rb") as f:
+                os.fsync(f.fileno())
+        fsync_directory(root)
 
 
 @contextmanager
@@ -32,8 +51,35 @@ def atomic_text_writer(path: str | os.PathLike[str]) -> Iterator[TextIO]:
     except BaseException:
         Path(temp_name).unlink(missing_ok=True)
         raise
-    directory = os.open(target.parent, os.O_RDONLY)
+    fsync_directory(target.parent)  # make the rename itself durable
+
+
+@contextmanager
+def atomic_directory(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield an empty temporary directory that replaces the directory ``path`` when the block ends.
+
+    On success every file under it is fsynced, an existing ``path`` is moved aside and deleted,
+    the temporary is renamed to ``path`` and the parent fsynced. On an exception the temporary is
+    removed and ``path`` is left untouched. Temporaries left by a writer of ``path`` that was
+    killed (single writer per target assumed) are removed first.
+    """
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    for stale in target.parent.glob(f".{target.name}.*.tmp"):
+        shutil.rmtree(stale, ignore_errors=True)
+    temp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
     try:
-        os.fsync(directory)  # make the rename itself durable
-    finally:
-        os.close(directory)
+        yield temp
+        fsync_tree(temp)
+        if target.exists():
+            # Moved aside rather than deleted first, so a crash here leaves a whole old copy.
+            aside = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+            target.rename(aside / target.name)
+            temp.rename(target)
+            shutil.rmtree(aside, ignore_errors=True)
+        else:
+            temp.rename(target)
+    except BaseException:
+        shutil.rmtree(temp, ignore_errors=True)
+        raise
+    fsync_directory(target.parent)  # make the rename itself durable

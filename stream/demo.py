@@ -13,6 +13,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -42,6 +43,8 @@ class DemoSettings:
 
 @dataclass
 class DemoResult:
+    """Where the demo wrote its run and model, the pass records and the report plots."""
+
     run_dir: Path
     model_dir: Path
     records: list[PassRecord] = field(default_factory=list)
@@ -78,7 +81,7 @@ def worker_environment(config: PipelineConfig) -> dict[str, str]:
     return env
 
 
-def run_demo(config_path: str | None, settings: DemoSettings, say=print) -> DemoResult:  # noqa: ANN001
+def run_demo(config_path: str | None, settings: DemoSettings, say: Callable[[str], None] = print) -> DemoResult:
     """Run the demo (see the module docstring); ``say`` prints progress lines."""
     from stream.kafka.broker import LocalBroker
     from stream.kafka.topics import create_topics
@@ -114,14 +117,9 @@ def run_demo(config_path: str | None, settings: DemoSettings, say=print) -> Demo
         say(f"simulator: {report.summary()}")
         paths = TrainerPaths.from_config(config, str(run_dir))
         trainer = IncrementalTrainer(config, paths)
+        # Each pass is reported once, by the trainer's own log line.
         say(f"trainer: {settings.passes} passes of {settings.pass_samples} samples")
-
-        def on_pass(record: PassRecord, _manifest) -> None:  # noqa: ANN001
-            say(f"  pass {record.pass_index}: {record.samples} samples, {record.samples_per_s:.0f} samples/s")
-
-        summary = trainer.run(
-            RunOptions(max_passes=settings.passes, idle_timeout_s=settings.idle_timeout_s, on_pass=on_pass)
-        )
+        summary = trainer.run(RunOptions(max_passes=settings.passes, idle_timeout_s=settings.idle_timeout_s))
         if worker.poll() is not None:
             raise UserError(f"the worker exited early (code {worker.returncode}); see {run_dir / 'worker.log'}")
     finally:

@@ -15,12 +15,14 @@ from pathlib import Path
 
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 
+from monitoring.run_log import PassRecord
 from stream.config import PipelineConfig
 from stream.errors import UserError
 from stream.kafka.client_config import consumer_config
 from stream.kafka.config import KafkaConfig
 from stream.trainer.checkpoint import CheckpointStore
 from stream.trainer.loop import IncrementalTrainer, RunOptions, RunSummary, TrainerPaths
+from stream.trainer.manifest import PassManifest
 from stream.trainer.sample_reader import partition_offsets
 
 
@@ -44,7 +46,7 @@ class ReplayRange:
 
 
 def offsets_for_time(kafka: KafkaConfig, topic: str, time_ms: int, timeout_s: float = 10.0) -> dict[int, int]:
-    """Partition -> first offset whose message timestamp is >= ``time_ms`` (the end if none)."""
+    """Partition -> first offset whose message timestamp is >= ``time_ms`` (ms; the end if none)."""
     watermarks = partition_offsets(kafka, topic, timeout_s)
     consumer = Consumer(consumer_config(kafka, "pepnet-offsets-probe", {"enable.auto.commit": False}))
     try:
@@ -59,21 +61,20 @@ def offsets_for_time(kafka: KafkaConfig, topic: str, time_ms: int, timeout_s: fl
 def resolve_range(kafka: KafkaConfig, topic: str, span: ReplayRange) -> tuple[dict[int, int], dict[int, int]]:
     """(start offsets, end offsets) of every partition for ``span``, captured now."""
     watermarks = partition_offsets(kafka, topic)
-    if span.from_offsets is not None:
-        start = {p: span.from_offsets.get(p, low) for p, (low, _high) in watermarks.items()}
-    elif span.from_time_ms is not None:
-        start = offsets_for_time(kafka, topic, span.from_time_ms)
-    else:
-        start = {p: low for p, (low, _high) in watermarks.items()}
-    if span.to_offsets is not None:
-        end = {p: span.to_offsets.get(p, high) for p, (_low, high) in watermarks.items()}
-    elif span.to_time_ms is not None:
-        end = offsets_for_time(kafka, topic, span.to_time_ms)
-    else:
-        end = {p: high for p, (_low, high) in watermarks.items()}
-    for p in watermarks:
-        end[p] = max(end[p], start[p])
-    return start, end
+    low = {p: first for p, (first, _end) in watermarks.items()}
+    high = {p: end for p, (_first, end) in watermarks.items()}
+
+    def edge(offsets: dict[int, int] | None, time_ms: int | None, default: dict[int, int]) -> dict[int, int]:
+        """One end of the range: given offsets (``default`` for partitions left out), a time, or ``default``."""
+        if offsets is not None:
+            return {p: offsets.get(p, o) for p, o in default.items()}
+        if time_ms is not None:
+            return offsets_for_time(kafka, topic, time_ms)
+        return dict(default)
+
+    start = edge(span.from_offsets, span.from_time_ms, low)
+    end = edge(span.to_offsets, span.to_time_ms, high)
+    return start, {p: max(end[p], start[p]) for p in watermarks}
 
 
 def replay(
@@ -101,7 +102,7 @@ def replay(
 
         bar = tqdm(total=total, unit="msg", desc="replay", dynamic_ncols=True)
 
-    def on_pass(_record, manifest) -> None:  # noqa: ANN001 - RunOptions.on_pass signature
+    def on_pass(_record: PassRecord, manifest: PassManifest) -> None:
         if bar is not None:
             bar.update(sum(r.end_offset - r.start_offset for r in manifest.ranges))
 

@@ -12,7 +12,7 @@ import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import numpy as np
 from confluent_kafka import Consumer, TopicPartition
@@ -43,6 +43,7 @@ class ScoredImpression:
     labels: dict[str, int]
 
     def to_json(self) -> str:
+        """One output line: impression id and the probability of each task."""
         return json.dumps({"impression_id": self.impression_id, "probabilities": self.probabilities}, sort_keys=True)
 
 
@@ -121,6 +122,17 @@ def score_stream(
             pending = []
     if pending:
         yield from model.score(pending)
+
+
+def write_scores(
+    model: ExportedModel, events: Iterable[Impression | LabelledSample], out: TextIO
+) -> list[ScoredImpression]:
+    """Score ``events`` and write one JSON line per impression to ``out``; returns them, in order."""
+    scored = []
+    for item in score_stream(model, events):
+        out.write(item.to_json() + "\n")
+        scored.append(item)
+    return scored
 
 
 def labelled_auc(scored: list[ScoredImpression], tasks: list[str]) -> dict[str, float]:

@@ -34,16 +34,14 @@ class TrainerConfig:
     keep_exports: int = 5  # pass directories kept in model_dir (the table chain prunes itself)
 
     def __post_init__(self) -> None:
-        if self.pass_samples <= 0:
-            raise ValueError(f"pass_samples must be > 0, got {self.pass_samples}")
-        if self.pass_event_time_ms < 0:
-            raise ValueError(f"pass_event_time_ms must be >= 0 (0 = no time limit), got {self.pass_event_time_ms}")
-        if self.batch_size <= 0:
-            raise ValueError(f"batch_size must be > 0, got {self.batch_size}")
-        if not self.consumer_group:
-            raise ValueError("consumer_group must be a non-empty group id")
-        for name in ("keep_checkpoints", "keep_exports", "consume_messages", "consume_timeout_ms", "queue_chunks"):
+        positive = ("pass_samples", "batch_size", "keep_checkpoints", "keep_exports", "consume_messages",
+                    "consume_timeout_ms", "queue_chunks")  # fmt: skip
+        for name in positive:
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
+        if self.pass_event_time_ms < 0:
+            raise ValueError(f"pass_event_time_ms must be >= 0 (0 = no time limit), got {self.pass_event_time_ms}")
         if self.dedup_passes < 0:
             raise ValueError(f"dedup_passes must be >= 0 (0 = within the pass only), got {self.dedup_passes}")
+        if not self.consumer_group:
+            raise ValueError("consumer_group must be a non-empty group id")

@@ -8,6 +8,7 @@ from stream.config import PipelineConfig
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``demo`` subcommand to ``subparsers``."""
     from stream.demo import DemoSettings
 
     defaults = DemoSettings()
@@ -25,11 +26,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace, config: PipelineConfig) -> int:
+    """Run ``pepnet demo``; returns the exit code."""
     from stream.demo import DemoSettings, pass_table, run_demo
     from stream.errors import UserError
 
-    if args.impressions <= 0 or args.passes <= 0 or args.pass_samples <= 0:
-        raise UserError("--impressions, --passes and --pass-samples must be > 0")
+    for option, value in (("--impressions", args.impressions), ("--passes", args.passes),
+                          ("--pass-samples", args.pass_samples)):  # fmt: skip
+        if value <= 0:
+            raise UserError(f"{option} must be > 0, got {value}")
     settings = DemoSettings(args.impressions, args.passes, args.pass_samples, args.run_dir, args.keep_broker)
     result = run_demo(args.config, settings, say=lambda line: print(line, flush=True))
     print()

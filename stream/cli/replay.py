@@ -17,6 +17,7 @@ def _offsets(text: str) -> dict[int, int]:
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``replay`` subcommand to ``subparsers``."""
     parser = subparsers.add_parser(
         "replay",
         help="backfill a time or offset range of the samples topic (own consumer group, progress + ETA)",
@@ -35,6 +36,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace, config: PipelineConfig) -> int:
+    """Run ``pepnet replay``; returns the exit code."""
     from stream.errors import UserError
     from stream.replay import ReplayRange, replay
 

@@ -9,6 +9,7 @@ from stream.errors import UserError
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``report`` subcommand to ``subparsers``."""
     parser = subparsers.add_parser(
         "report",
         help="plot a run's passes (loss, AUC, table bytes, evictions, samples/s, lag)",
@@ -21,6 +22,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace, config: PipelineConfig) -> int:
+    """Run ``pepnet report``; returns the exit code."""
     from monitoring.report import render_run_report  # matplotlib is slow to import; keep --help fast
 
     run_dir = args.run_dir or config.run_dir

@@ -8,6 +8,7 @@ from stream.config import PipelineConfig
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``score`` subcommand to ``subparsers``."""
     parser = subparsers.add_parser(
         "score",
         help="score impressions with an exported model (LATEST: dense weights + table snapshot/deltas)",
@@ -23,13 +24,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace, config: PipelineConfig) -> int:
+    """Run ``pepnet score``; returns the exit code."""
     import itertools
     import math
     import sys
     from pathlib import Path
 
     from stream.errors import UserError
-    from stream.scoring import ExportedModel, labelled_auc, read_jsonl, read_topic, score_stream
+    from stream.scoring import ExportedModel, labelled_auc, read_jsonl, read_topic, write_scores
     from stream.trainer.loop import TrainerPaths
 
     if args.limit < 0:
@@ -42,11 +44,8 @@ def run(args: argparse.Namespace, config: PipelineConfig) -> int:
     else:
         events = read_topic(config.kafka, args.topic, args.limit)
     out = open(args.out, "w", encoding="utf-8") if args.out else sys.stdout  # noqa: SIM115 - closed below
-    scored = []
     try:
-        for item in score_stream(model, events):
-            out.write(item.to_json() + "\n")
-            scored.append(item)
+        scored = write_scores(model, events, out)
     finally:
         if args.out:
             out.close()

@@ -8,6 +8,7 @@ from stream.config import PipelineConfig
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``train`` subcommand to ``subparsers``."""
     parser = subparsers.add_parser(
         "train",
         help="train PEPNet incrementally from the samples topic (passes, exports, checkpoints)",
@@ -23,6 +24,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace, config: PipelineConfig) -> int:
+    """Run ``pepnet train``; returns the exit code."""
     from stream.errors import UserError
     from stream.trainer.loop import IncrementalTrainer, RunOptions, TrainerPaths
 

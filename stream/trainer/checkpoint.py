@@ -1,14 +1,15 @@
 """Trainer checkpoints: one directory per pass, written atomically, verified by checksums.
 
 ``<checkpoint_dir>/ckpt-<pass:09d>/`` holds whatever the trainer writes (dense weights, table
-state, ``state.json``) plus ``CHECKSUMS.json`` (SHA-256 of every other file). It is written under
-a temporary name, fsynced, renamed into place and the parent directory fsynced: a crash leaves
-either the whole checkpoint or none. A checkpoint damaged later (bad disk, truncation) fails its
+state, ``state.json``) plus ``CHECKSUMS.json`` (SHA-256 of every other file). It is written with
+``stream.atomic_file.atomic_directory`` (temporary name, fsync, rename, fsync of the parent): a
+crash leaves either the whole checkpoint or none. A checkpoint damaged later (bad disk, truncation) fails its
 checksums and :meth:`CheckpointStore.latest_valid` falls back to the previous one with a warning.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -17,7 +18,7 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
-from stream.trainer.atomic_files import fsync_dir, fsync_tree, tree_checksums
+from stream.atomic_file import atomic_directory
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +37,7 @@ class CheckpointStore:
         self.keep = keep
 
     def path_of(self, pass_index: int) -> Path:
+        """Where the checkpoint of ``pass_index`` lives (whether it exists or not)."""
         return self.directory / f"ckpt-{pass_index:09d}"
 
     def list(self) -> list[tuple[int, Path]]:
@@ -51,22 +53,12 @@ class CheckpointStore:
 
     def save(self, pass_index: int, write: Callable[[Path], None]) -> Path:
         """Create the checkpoint of ``pass_index``: ``write(tmp_dir)`` fills it, then it is sealed."""
-        self.directory.mkdir(parents=True, exist_ok=True)
-        self._remove_temporaries()
         final = self.path_of(pass_index)
-        tmp = self.directory / f".tmp-{final.name}-{os.getpid()}"
-        tmp.mkdir()
-        write(tmp)
-        sums = {"format": FORMAT_VERSION, "pass_index": pass_index, "files": tree_checksums(tmp)}
-        (tmp / CHECKSUMS_FILE).write_text(json.dumps(sums, indent=1, sort_keys=True), encoding="utf-8")
-        fsync_tree(tmp)
-        if final.exists():
-            # A damaged checkpoint of the same pass (we fell back past it): replace it.
-            trash = self.directory / f".trash-{final.name}-{os.getpid()}"
-            final.rename(trash)
-            shutil.rmtree(trash, ignore_errors=True)
-        tmp.rename(final)
-        fsync_dir(self.directory)
+        # An existing checkpoint of the same pass is a damaged one we fell back past: replaced.
+        with atomic_directory(final) as tmp:
+            write(tmp)
+            sums = {"format": FORMAT_VERSION, "pass_index": pass_index, "files": tree_checksums(tmp)}
+            (tmp / CHECKSUMS_FILE).write_text(json.dumps(sums, indent=1, sort_keys=True), encoding="utf-8")
         self._prune()
         return final
 
@@ -103,7 +95,17 @@ class CheckpointStore:
         for _, path in self.list()[: -self.keep]:
             shutil.rmtree(path, ignore_errors=True)
 
-    def _remove_temporaries(self) -> None:
-        for path in self.directory.iterdir():
-            if path.name.startswith((".tmp-", ".trash-")):
-                shutil.rmtree(path, ignore_errors=True)
+
+def sha256_file(path: str | os.PathLike[str]) -> str:
+    """Hex SHA-256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def tree_checksums(directory: str | os.PathLike[str]) -> dict[str, str]:
+    """Relative path -> SHA-256 of every file under ``directory`` (sorted)."""
+    root = Path(directory)
+    return {p.relative_to(root).as_posix(): sha256_file(p) for p in sorted(root.rglob("*")) if p.is_file()}

@@ -9,10 +9,10 @@ Layout of ``model_dir``::
     LATEST                                              "pass-<pass>", replaced atomically
 
 A reader follows ``LATEST`` for the dense weights and reads the table chain (newest snapshot +
-deltas). A pass directory is written under a temporary name and renamed, so ``LATEST`` never
-names a partial directory. A crash after the table export of pass k but before ``LATEST`` moves
-leaves the chain one pass ahead of ``LATEST`` until the restarted trainer re-runs pass k, which
-rewrites the same files.
+deltas). A pass directory is written with ``stream.atomic_file.atomic_directory`` (temporary
+name, fsync, rename), so ``LATEST`` never names a partial directory. A crash after the table
+export of pass k but before ``LATEST`` moves leaves the chain one pass ahead of ``LATEST`` until
+the restarted trainer re-runs pass k, which rewrites the same files.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import os
 import shutil
 from pathlib import Path
 
-from stream.trainer.atomic_files import atomic_write_text, fsync_dir, fsync_tree
+from stream.atomic_file import atomic_directory, atomic_text_writer
 from stream.trainer.manifest import PassManifest
 from stream.trainer.training_model import TrainingModel
 
@@ -31,6 +31,7 @@ TABLE_DIR = "table"
 
 
 def pass_dir_name(pass_index: int) -> str:
+    """Name of the export directory of ``pass_index`` inside ``model_dir``."""
     return f"pass-{pass_index:09d}"
 
 
@@ -47,19 +48,14 @@ class ModelExporter:
         self.model_dir.mkdir(parents=True, exist_ok=True)
         model.table.export(self.model_dir / TABLE_DIR, index)
         final = self.model_dir / pass_dir_name(index)
-        tmp = self.model_dir / f".tmp-{final.name}-{os.getpid()}"
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir()
-        model.save_dense(tmp / "dense.pt", with_optimizer=False)
-        description = dict(model.describe(), pass_index=index, table_dir=TABLE_DIR)
-        (tmp / "model.json").write_text(json.dumps(description, indent=1, sort_keys=True), encoding="utf-8")
-        (tmp / "manifest.json").write_text(manifest.to_json(), encoding="utf-8")
-        fsync_tree(tmp)
-        if final.exists():  # re-export of a pass after a crash before its checkpoint
-            shutil.rmtree(final)
-        tmp.rename(final)
-        fsync_dir(self.model_dir)
-        atomic_write_text(self.model_dir / LATEST_FILE, final.name + "\n")
+        # An existing directory of the same pass: re-export after a crash before its checkpoint.
+        with atomic_directory(final) as tmp:
+            model.save_dense(tmp / "dense.pt", with_optimizer=False)
+            description = dict(model.describe(), pass_index=index, table_dir=TABLE_DIR)
+            (tmp / "model.json").write_text(json.dumps(description, indent=1, sort_keys=True), encoding="utf-8")
+            (tmp / "manifest.json").write_text(manifest.to_json(), encoding="utf-8")
+        with atomic_text_writer(self.model_dir / LATEST_FILE) as latest:
+            latest.write(final.name + "\n")
         self._prune()
         return final
 

@@ -20,13 +20,17 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from prometheus_client import CollectorRegistry
 
 from embedding_store.table import EmbeddingTable
-from monitoring.run_log import PassRecord, append_pass_record, passes_path, read_pass_records
+from monitoring.run_log import PassRecord, append_pass_record, read_pass_records
+from monitoring.server import MetricsServer, start_metrics_server
+from monitoring.table_metrics import TableMetrics
+from monitoring.trainer_metrics import TrainerMetrics
+from stream.atomic_file import atomic_text_writer
 from stream.batching import SampleBatcher
 from stream.config import PipelineConfig
 from stream.errors import UserError
-from stream.trainer.atomic_files import atomic_write_text
 from stream.trainer.checkpoint import CheckpointStore
 from stream.trainer.dedup import DedupWindow
 from stream.trainer.exporter import ModelExporter
@@ -104,9 +108,9 @@ class IncrementalTrainer:
         self.store = CheckpointStore(paths.checkpoint_dir, config.trainer.keep_checkpoints)
         self.exporter = ModelExporter(paths.model_dir, config.trainer.keep_exports)
         self.model: TrainingModel | None = None
-        self.metrics = None
-        self.table_metrics = None
-        self._server = None
+        self.metrics: TrainerMetrics | None = None
+        self.table_metrics: TableMetrics | None = None
+        self._server: MetricsServer | None = None
         self._dedup: DedupWindow | None = None
 
     # ------------------------------------------------------------------ restore
@@ -234,9 +238,11 @@ class IncrementalTrainer:
         step, table = self.model.step, self.model.table
         size = self.config.trainer.batch_size
         # 1. progressive validation: predictions before the pass is trained on
-        probabilities = np.concatenate(
-            [step.score(batch.slice(i, i + 4 * size)) for i in range(0, len(batch), 4 * size)]
-        ) if len(batch) else np.zeros((0, len(self.schema.tasks)), dtype=np.float32)
+        probabilities = (
+            np.concatenate([step.score(batch.slice(i, i + 4 * size)) for i in range(0, len(batch), 4 * size)])
+            if len(batch)
+            else np.zeros((0, len(self.schema.tasks)), dtype=np.float32)
+        )
         validation = progressive_metrics(batch, probabilities, self.schema.task_names, self.schema.domains)
         # 2. training in mini-batches; the pass loss per task weighs each batch by its observed labels
         loss_sum = np.zeros(len(self.schema.tasks))
@@ -252,7 +258,8 @@ class IncrementalTrainer:
         # 4. export
         self.exporter.export(self.model, manifest)
         manifest_path = self.paths.run_dir / MANIFESTS_DIR / f"pass-{manifest.pass_index:09d}.json"
-        atomic_write_text(manifest_path, manifest.to_json())
+        with atomic_text_writer(manifest_path) as f:
+            f.write(manifest.to_json())
         duration = time.perf_counter() - started
         stats = table.stats()
         record = PassRecord(
@@ -295,7 +302,7 @@ class IncrementalTrainer:
             "pass_index": manifest.pass_index,
             "topic": self.topic,
             "next_offsets": {str(p): o for p, o in sorted(manifest.next_offsets().items())},
-            "dedup": [],
+            "dedup": self._dedup.history() if self._dedup is not None else [],
             "manifest": manifest.to_dict(),
             "pass_record": record.to_json(),
         }
@@ -305,7 +312,6 @@ class IncrementalTrainer:
             model.save_dense(directory / DENSE_STATE_FILE, with_optimizer=True)
             (directory / STATE_FILE).write_text(json.dumps(state, sort_keys=True), encoding="utf-8")
 
-        state["dedup"] = self._dedup.history() if self._dedup is not None else []
         self.store.save(manifest.pass_index, write)
         if self.metrics is not None:
             self.metrics.record_checkpoint()
@@ -315,12 +321,6 @@ class IncrementalTrainer:
         monitoring = self.config.monitoring
         if not monitoring.enabled:
             return
-        from prometheus_client import CollectorRegistry
-
-        from monitoring.server import start_metrics_server
-        from monitoring.table_metrics import TableMetrics
-        from monitoring.trainer_metrics import TrainerMetrics
-
         registry = CollectorRegistry()
         self.metrics = TrainerMetrics(registry)
         self.table_metrics = TableMetrics(registry)
@@ -328,7 +328,7 @@ class IncrementalTrainer:
             self._server = start_metrics_server(registry, monitoring.host, monitoring.trainer_port)
         except OSError as error:
             raise UserError(
-                f"cannot serve trainer metrics on {monitoring.host}:{monitoring.trainer_port} ({error}); "
+                f"trainer {error.strerror}; "
                 "set monitoring.trainer_port (0 = any free port) or monitoring.enabled: false"
             ) from None
 
@@ -362,4 +362,4 @@ def read_manifests(run_dir: str | Path) -> list[PassManifest]:
     ]
 
 
-__all__ = ["IncrementalTrainer", "RunOptions", "RunSummary", "TrainerPaths", "read_manifests", "passes_path"]
+__all__ = ["IncrementalTrainer", "RunOptions", "RunSummary", "TrainerPaths", "read_manifests"]

@@ -54,13 +54,16 @@ class PassManifest:
         return data
 
     def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready fields (ranges as dicts)."""
         return asdict(self)
 
     def to_json(self) -> str:
+        """The manifest as one JSON object, keys sorted."""
         return json.dumps(self.to_dict(), sort_keys=True)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> PassManifest:
+        """The inverse of :meth:`to_dict`."""
         data = dict(data)
         data["ranges"] = [PartitionRange(**r) for r in data["ranges"]]
         return cls(**data)

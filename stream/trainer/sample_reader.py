@@ -128,9 +128,9 @@ class SampleReader:
         self._lock = threading.Lock()
         self._pending_commit: dict[int, int] | None = None
         self._high_watermarks: dict[int, int] = {}
-        self.messages_read = 0
 
     def start(self) -> None:
+        """Assign the partitions at their start offsets and start the reader thread."""
         partitions = [TopicPartition(self.topic, p, o) for p, o in sorted(self._start_offsets.items())]
         self._consumer.assign(partitions)
         self._thread.start()
@@ -162,6 +162,7 @@ class SampleReader:
         return sum(max(0, high[p] - o) for p, o in next_offsets.items() if p in high)
 
     def close(self) -> None:
+        """Stop the reader thread (waits up to 10 s) and close the consumer."""
         self._stop.set()
         if self._thread.is_alive():
             self._thread.join(timeout=10)
@@ -224,12 +225,9 @@ class SampleReader:
             _low, high = self._consumer.get_watermark_offsets(TopicPartition(self.topic, partition), cached=True)
             with self._lock:
                 self._high_watermarks[partition] = high
-            self.messages_read += len(group)
-            if batch is not None:
-                self._put(DecodedChunk(partition, offsets[kept], batch, next_position))
-            else:
-                empty = DecodedChunk(partition, offsets[:0], _empty_like(), next_position)
-                self._put(empty)
+            # A group with nothing decodable still carries its read position forward.
+            rows = batch if batch is not None else _empty_like()
+            self._put(DecodedChunk(partition, offsets[kept], rows, next_position))
 
     def _put(self, item: DecodedChunk | BaseException) -> None:
         while not self._stop.is_set():

@@ -36,6 +36,7 @@ class TrainingModel:
 
     @classmethod
     def fresh(cls, schema: FeatureSchema, model_config: ModelConfig, table_config: TableConfig) -> TrainingModel:
+        """A new model: random dense weights and an empty embedding table."""
         return cls(schema, model_config, EmbeddingTable(table_config))
 
     # ------------------------------------------------------------------ dense state

@@ -11,6 +11,7 @@ first pass and the end of training count as well.
 
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 
@@ -77,6 +78,8 @@ def test_every_dashboard_and_rule_expression_returns_data(kafka_broker: str, tmp
         demo.stop()
     records = read_pass_records(run_dir)
     assert len(records) == 4, demo.logs()
+    # The demo reports each pass on exactly one line (the trainer's log line) before its table.
+    assert re.findall(r"pass (\d+): ", demo.log_path.read_text()) == ["0", "1", "2", "3"], demo.logs()
     for plot in render_run_report(run_dir):  # the run's report: one point per pass in every line
         assert plot.path.is_file()
         assert {len(line.get_xdata()) for axes in plot.figure.axes for line in axes.get_lines()} == {len(records)}

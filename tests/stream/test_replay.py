@@ -1,7 +1,8 @@
 import pytest
 
-from stream.replay import ReplayRange, replay
+from stream.replay import ReplayRange, replay, resolve_range
 from stream.trainer.loop import IncrementalTrainer, RunOptions, TrainerPaths, read_manifests
+from stream.trainer.sample_reader import partition_offsets
 from tests.stream.trainer.kafka_samples import fill_samples_topic, simulated_samples, small_config
 
 pytestmark = pytest.mark.kafka
@@ -36,6 +37,19 @@ def test_replay_refuses_to_mix_into_an_existing_run(pipeline_config, tmp_path):
         replay(config, tmp_path / "r", ReplayRange(), progress=False)
     again = replay(config, tmp_path / "r", ReplayRange(), continue_model=True, progress=False)
     assert again.resumed_from_pass is not None and again.passes
+
+
+def test_offset_range_defaults_to_the_watermarks_and_never_ends_before_it_starts(pipeline_config):
+    config = small_config(pipeline_config)
+    topic = config.kafka.topics.samples.name
+    fill_samples_topic(config, simulated_samples(config, 300))
+    marks = partition_offsets(config.kafka, topic)
+    busiest = max(marks, key=lambda p: marks[p][1] - marks[p][0])
+    first = marks[busiest][0] + 5
+    span = ReplayRange(from_offsets={busiest: first}, to_offsets={busiest: first - 3})
+    start, end = resolve_range(config.kafka, topic, span)
+    assert start == {p: first if p == busiest else low for p, (low, _high) in marks.items()}
+    assert end == {p: first if p == busiest else high for p, (_low, high) in marks.items()}
 
 
 def test_replay_range_rejects_reversed_times():

@@ -2,7 +2,6 @@ import logging
 
 import pytest
 
-from stream.trainer.atomic_files import atomic_write_text
 from stream.trainer.checkpoint import CheckpointStore
 
 
@@ -67,9 +66,16 @@ def test_crash_before_rename_leaves_no_checkpoint(tmp_path):
     with pytest.raises(KeyboardInterrupt):
         store.save(1, crash)
     assert store.latest_valid()[0] == 0
-    store.save(1, write_state("b"))  # the leftover temporary is cleaned up
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt-000000000", "ckpt-000000001"]
-    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".tmp-")]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt-000000000"]
+
+
+def test_a_temporary_left_by_a_killed_writer_is_removed_by_the_next_save(tmp_path):
+    store = CheckpointStore(tmp_path, keep=3)
+    stale = tmp_path / ".ckpt-000000001.killed.tmp"
+    stale.mkdir()
+    (stale / "state.json").write_text("half")
+    store.save(1, write_state("b"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt-000000001"]
 
 
 def test_resave_replaces_a_damaged_checkpoint_of_the_same_pass(tmp_path):
@@ -78,14 +84,6 @@ def test_resave_replaces_a_damaged_checkpoint_of_the_same_pass(tmp_path):
     (path / "state.json").write_text("garbage")
     store.save(0, write_state("fixed"))
     assert store.verify(path) is None and (path / "state.json").read_text() == "fixed"
-
-
-def test_atomic_write_replaces_whole_file(tmp_path):
-    target = tmp_path / "LATEST"
-    atomic_write_text(target, "pass-1")
-    atomic_write_text(target, "pass-2")
-    assert target.read_text() == "pass-2"
-    assert [p.name for p in tmp_path.iterdir()] == ["LATEST"]
 
 
 def test_store_rejects_bad_keep(tmp_path):

@@ -16,6 +16,7 @@ import pytest
 import yaml
 
 from monitoring.run_log import read_pass_records
+from stream.config import PROJECT_ROOT
 from stream.trainer.loop import read_manifests
 
 from .kafka_samples import SMALL_TRAINER, fill_samples_topic, kafka_overrides, simulated_samples, small_config
@@ -25,7 +26,6 @@ pytestmark = pytest.mark.kafka
 
 PASSES = 20
 KILLS = 5
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
 
 def write_config(pipeline_config, path):
@@ -60,7 +60,7 @@ def test_kill_9_five_times_equals_uninterrupted_run(pipeline_config, tmp_path):
     config_path = write_config(pipeline_config, tmp_path / "config.yaml")
 
     straight = tmp_path / "straight"
-    done = subprocess.run(train_command(config_path, straight), cwd=REPO_ROOT, env=clean_env(), timeout=300,
+    done = subprocess.run(train_command(config_path, straight), cwd=PROJECT_ROOT, env=clean_env(), timeout=300,
                           capture_output=True, text=True)  # fmt: skip
     assert done.returncode == 0, done.stderr
 
@@ -70,7 +70,7 @@ def test_kill_9_five_times_equals_uninterrupted_run(pipeline_config, tmp_path):
     launches = 0
     while True:
         launches += 1
-        process = subprocess.Popen(train_command(config_path, killed), cwd=REPO_ROOT, env=clean_env(),
+        process = subprocess.Popen(train_command(config_path, killed), cwd=PROJECT_ROOT, env=clean_env(),
                                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)  # fmt: skip
         if kills < KILLS:
             # A random moment: after 1-3 more passes are logged, plus 0-250 ms into the next one.

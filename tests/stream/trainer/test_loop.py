@@ -1,6 +1,7 @@
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from confluent_kafka import Producer
@@ -24,7 +25,8 @@ def final_state(run_dir: Path):
     store = CheckpointStore(run_dir / "checkpoints", keep=3)
     _, path = store.latest_valid()
     dense = torch.load(path / "dense.pt", weights_only=True)
-    table = dict(__import__("numpy").load(path / "table.npz"))
+    with np.load(path / "table.npz", allow_pickle=False) as arrays:
+        table = dict(arrays)
     table.pop("__meta__")
     return dense, table, json.loads((path / "state.json").read_text())
 
