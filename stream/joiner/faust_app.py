@@ -28,6 +28,7 @@ from faust.types import TP, EventT
 from monitoring.joiner_metrics import JoinerMetrics
 from pepnet.schema import FeatureSchema
 from stream.dead_letters import DeadLetter
+from stream.joiner.broker_credentials import faust_broker_credentials
 from stream.joiner.partition_joiner import JoinOutput, PartitionJoiner, StateChange
 from stream.joiner.sample_codec import sample_bytes
 from stream.joiner_config import JoinerConfig
@@ -85,6 +86,7 @@ class JoinerApp:
             broker_session_timeout=settings.session_timeout_s,
             broker_heartbeat_interval=settings.session_timeout_s / 4,
             topic_allow_declare=True,
+            broker_credentials=faust_broker_credentials(kafka.client),
         )
         self.table = self.app.Table(STATE_TABLE, partitions=self.partitions)  # json keys and values
         self.source = self.app.topic(
@@ -283,24 +285,25 @@ class JoinerApp:
             activity = self.activity.setdefault(partition, _PartitionActivity())
             if now - activity.last_event_wall_s < idle_s:
                 continue
-            if not (joiner.pending or joiner.early) or not await self._caught_up(partition, activity):
+            if not (joiner.pending or joiner.early) or not await self._caught_up(partition, joiner, activity):
                 continue
             joiner.close_all()
             await self._flush(partition)
         await self._write_confirmed_deletions()
 
-    async def _caught_up(self, partition: int, activity: _PartitionActivity) -> bool:
-        """Both inputs of the partition read to their end (the agent has seen or been handed all)."""
+    async def _caught_up(self, partition: int, joiner: PartitionJoiner, activity: _PartitionActivity) -> bool:
+        """Both inputs of the partition applied to their end (not merely fetched: see below)."""
         consumer = self.app.consumer
+        applied = {
+            self.impressions_topic: joiner.clock.impressions_offset,  # restored from the table after a restart
+            self.actions_topic: joiner.clock.actions_offset,
+        }
         for topic in (self.impressions_topic, self.actions_topic):
-            tp = TP(topic, partition)
-            highwater = consumer.highwater(tp)
+            highwater = consumer.highwater(TP(topic, partition))
             if highwater is None:
                 return False
-            if activity.last_read_offset.get(topic, -1) + 1 >= highwater:
-                continue
-            # Nothing read here since the assignment (all read by the previous owner): ask the position.
-            position = await consumer.position(tp)
-            if position is None or position < highwater:
+            # The consumer's position is not enough: it runs ahead of the agent by the stream
+            # buffers, and closing on it emitted samples before their buffered actions were applied.
+            if max(activity.last_read_offset.get(topic, -1), applied[topic]) + 1 < highwater:
                 return False
         return True

@@ -114,6 +114,8 @@ class PartitionJoiner:
             pending = joiner.pending[impression_id]
             for task, time_ms in joiner.early.pop(impression_id):
                 joiner._attach(pending, task, time_ms)
+            # Persist the merged record before the deletion, or a second restore loses the actions.
+            joiner._put(pending_key(partition, impression_id), pending.to_record())
             joiner._put(early_key(partition, impression_id), None)
         joiner._out.counts.clear()
         return joiner
