@@ -28,9 +28,9 @@ from faust.types import TP, EventT
 from monitoring.joiner_metrics import JoinerMetrics
 from pepnet.schema import FeatureSchema
 from stream.dead_letters import DeadLetter
+from stream.events import encode
 from stream.joiner.broker_credentials import faust_broker_credentials
 from stream.joiner.partition_joiner import JoinOutput, PartitionJoiner, StateChange
-from stream.joiner.sample_codec import sample_bytes
 from stream.joiner_config import JoinerConfig
 from stream.kafka.config import KafkaConfig
 from stream.validation import REASONS, EventValidator, InvalidEvent
@@ -210,7 +210,7 @@ class JoinerApp:
         generation = self._generation
         for emitted in out.emitted:
             sample = emitted.sample
-            delivery = await self._send(self.samples_topic, sample.key(), sample_bytes(sample), None)
+            delivery = await self._send(self.samples_topic, sample.key(), encode(sample), None)
             if emitted.state_key is not None:
                 delivery.add_done_callback(self._on_sample_delivered(partition, emitted.state_key, generation))
         self.samples_sent += len(out.emitted)

@@ -236,12 +236,3 @@ def test_crash_at_any_point_restores_to_identical_samples(simulated: Any) -> Non
             emitted[s.sample_id] = s
         assert emitted.keys() == truth.keys()
         assert {k: s.labels for k, s in emitted.items()} == {k: s.labels for k, s in truth.items()}
-
-
-def test_sample_bytes_equal_the_events_encoding(simulated: Any) -> None:
-    from stream.events import encode
-    from stream.joiner.sample_codec import sample_bytes
-
-    _, truth, _ = simulated
-    for sample in list(truth.values())[:50]:
-        assert sample_bytes(sample) == encode(sample)
