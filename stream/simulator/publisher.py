@@ -105,6 +105,15 @@ def publish_simulation(
 
     start = time.monotonic()
     deadline = None if options.duration_s is None else start + options.duration_s
+
+    def pace(sent: int) -> None:
+        """Sleep while ``sent`` events are ahead of the target rate."""
+        if options.rate is not None:
+            ahead_s = sent / options.rate - (time.monotonic() - start)
+            if ahead_s > 0:
+                time.sleep(ahead_s)
+
+    n = 0
     for n, event in enumerate(_stream(simulator, options), start=1):
         topic = topics["impressions"] if isinstance(event, Impression) else topics["actions"]
         _produce(producer, topic, event, delivered)
@@ -112,13 +121,10 @@ def publish_simulation(
             progress.update(1)
         if n % PACE_EVERY == 0:
             producer.poll(0)
-            now = time.monotonic()
-            if deadline is not None and now >= deadline:
+            if deadline is not None and time.monotonic() >= deadline:
                 break
-            if options.rate is not None:
-                ahead_s = n / options.rate - (now - start)
-                if ahead_s > 0:
-                    time.sleep(ahead_s)
+            pace(n)
+    pace(n)  # the tail after the last checkpoint keeps the rate too
     remaining = producer.flush(options.flush_timeout_s)
     report.seconds = time.monotonic() - start
     if remaining:
