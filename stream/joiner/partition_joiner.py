@@ -73,7 +73,7 @@ class PartitionJoiner:
         self._deadlines: list[tuple[int, str]] = []
         self._early_expiry: list[tuple[int, str]] = []
         self._out = JoinOutput()
-        self._changes: dict[str, dict[str, Any] | None] = {}
+        self._changes: list[StateChange] = []  # in write order: every prefix is a real state
         self._clock_dirty = False
         # Ids emitted within late_memory_ms of action stream time: only to count late vs orphan
         # actions (in memory, not persisted; it never changes a sample).
@@ -196,22 +196,28 @@ class PartitionJoiner:
     def drain(self) -> JoinOutput:
         """Return and reset the output gathered so far.
 
-        Changes are coalesced per key (first position, last value) and the clock record comes
-        last: any prefix of them, applied to the previous state, is a state from which
-        re-processing the same events (their offsets are above the old clock) gives the same
-        samples.
+        Changes are in write order (only a repeat of the last key is coalesced) and the clock
+        record comes last: any prefix of them, applied to the previous state, is a state from
+        which re-processing the same events (their offsets are above the old clock) gives the
+        same samples.
         """
         out = self._out
-        out.changes = list(self._changes.items())
+        out.changes = self._changes
         if self._clock_dirty:
             out.changes.append((clock_key(self.partition), self.clock.to_record()))
             self._clock_dirty = False
         self._out = JoinOutput()
-        self._changes = {}
+        self._changes = []
         return out
 
     def _put(self, key: str, record: dict[str, Any] | None) -> None:
-        self._changes[key] = record  # an existing key keeps its position
+        # Coalesce only a repeat of the last write. Keeping a key at its first position with its
+        # last value (a dict) let an early-action tombstone overtake the impression record that
+        # absorbed those actions: a crash between them lost the actions.
+        if self._changes and self._changes[-1][0] == key:
+            self._changes[-1] = (key, record)
+        else:
+            self._changes.append((key, record))
 
     @property
     def pending_count(self) -> int:

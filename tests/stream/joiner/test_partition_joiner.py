@@ -236,3 +236,24 @@ def test_crash_at_any_point_restores_to_identical_samples(simulated: Any) -> Non
             emitted[s.sample_id] = s
         assert emitted.keys() == truth.keys()
         assert {k: s.labels for k, s in emitted.items()} == {k: s.labels for k, s in truth.items()}
+
+
+def test_an_early_action_deletion_never_overtakes_the_impression_that_absorbed_it() -> None:
+    """A crash inside a drain keeps the actions: the changes are a log in write order."""
+    first = PartitionJoiner(0, TASKS, W, G)
+    first.on_action(act(1, T0 + 10), 0)  # before its impression: held early
+    durable = dict(first.drain().changes)  # written and acknowledged, clock included
+    batch = [(act(1, T0 + 20, "like"), 1), (imp(1, T0), 0)]
+    for e, offset in batch:
+        (first.on_action if isinstance(e, Action) else first.on_impression)(e, offset)
+    changes = first.drain().changes
+    for cut in range(len(changes) + 1):  # the crash lands after `cut` writes of the second drain
+        table = dict(durable)
+        for key, record in changes[:cut]:
+            table.pop(key, None) if record is None else table.__setitem__(key, record)
+        restored = Feed(PartitionJoiner.restore(0, TASKS, W, G, table.items()))
+        restored.offsets = {"i": -1, "a": 0}  # the consumer resumes after the committed action
+        restored.send(*(e for e, _ in batch))
+        restored.joiner.close_all()
+        restored.send()
+        assert [s.labels for s in restored.samples] == [{"click": 1, "like": 1}], f"crash after {cut} writes"
