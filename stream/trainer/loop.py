@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from prometheus_client import CollectorRegistry
 
+from embedding_store.stats import TableStats
 from embedding_store.table import EmbeddingTable
 from monitoring.run_log import PassRecord, append_pass_record, read_pass_records
 from monitoring.server import MetricsServer, start_metrics_server
@@ -287,7 +288,7 @@ class IncrementalTrainer:
         reader.commit(manifest.next_offsets())
         # 7. run log, 8. metrics
         append_pass_record(self.paths.run_dir, record)
-        self._publish(record, manifest)
+        self._publish(record, manifest, stats)
         log.info(
             "pass %d: %d samples (%d duplicates dropped) in %.2f s, %.0f samples/s, %d table rows",
             manifest.pass_index, manifest.samples, manifest.duplicates, duration, record.samples_per_s, stats.rows,
@@ -337,12 +338,12 @@ class IncrementalTrainer:
             self._server.close()
             self._server = None
 
-    def _publish(self, record: PassRecord, manifest: PassManifest) -> None:
-        if self.metrics is None or self.table_metrics is None or self.model is None:
+    def _publish(self, record: PassRecord, manifest: PassManifest, stats: TableStats) -> None:
+        """Update the Prometheus metrics from the pass's record and the table's end-of-pass stats."""
+        if self.metrics is None or self.table_metrics is None:
             return
         self.metrics.record_pass(record)
         self.metrics.record_dropped_duplicates(manifest.duplicates)
-        stats = self.model.table.stats()
         self.table_metrics.update(
             bytes_by_component=stats.bytes_by_component,
             used_bytes=stats.bytes_used,
