@@ -102,6 +102,72 @@ def worker_consumed(url: str) -> float:
     return sum(float(v) for _, v in _CONSUMED.findall(text))
 
 
+def measure_worker(
+    config_path: Path, engine: str, role: str, events: int, env: dict[str, str], workers: list[subprocess.Popen]
+) -> tuple[float, float]:
+    """Run `pepnet worker --engine <engine>` over the topics until it has read ``events``.
+
+    Returns (events/s, events per CPU s) between its first and last counted event; the worker
+    is left running (in ``workers``) until its samples are read back.
+    """
+    command = [
+        sys.executable, "-m", "stream.cli.main", "worker", "--config", str(config_path), "--log-level", "WARNING",
+        "--engine", engine, "--app-id", f"{config_path.parent.name}-{engine}", "--output", role,
+    ]  # fmt: skip
+    worker = subprocess.Popen(
+        command, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+    )
+    workers.append(worker)
+    url = None
+    while url is None:
+        line = worker.stdout.readline()
+        if not line:
+            raise RuntimeError(f"{engine} worker exited before printing its metrics URL")
+        if line.startswith("metrics: "):
+            url = line.split(" ", 1)[1].strip()
+    process = psutil.Process(worker.pid)
+    first = None
+    while True:
+        consumed = worker_consumed(url)
+        now = time.perf_counter()
+        if consumed > 0 and first is None:
+            first, first_cpu = (now, consumed), sum(process.cpu_times()[:2])
+        if consumed >= events:
+            last_cpu = sum(process.cpu_times()[:2])
+            break
+        if worker.poll() is not None:
+            raise RuntimeError(f"{engine} worker exited with {worker.returncode}")
+        time.sleep(0.1)
+    counted = consumed - first[1]
+    return counted / (now - first[0]), counted / (last_cpu - first_cpu)
+
+
+def check_samples(config, simulator: EventSimulator, topic: str, impressions: int) -> int:
+    """Compare the samples in ``topic`` with the simulator's ground truth; returns 1 on a mismatch."""
+    partitions = config.kafka.topics.samples.partitions
+    samples = read_topic(config.kafka, topic, partitions, expected=impressions, timeout_s=300, settle_s=3)
+    got: dict[str, dict[str, int]] = {}
+    duplicates = 0
+    for message in samples:
+        sample = decode_sample(message.value)
+        duplicates += sample.sample_id in got
+        got[sample.sample_id] = sample.labels
+    truth = {s.sample_id: s.labels for s, _ in simulator.labelled_samples(impressions, config.joiner.window_ms)}
+    missing = len(truth.keys() - got.keys())
+    wrong = sum(1 for k, v in truth.items() if k in got and got[k] != v)
+    print(f"  {topic}: samples {len(got):,} of {len(truth):,}: missing {missing}, duplicates {duplicates}, "
+          f"labels differing from ground truth {wrong}")  # fmt: skip
+    return 0 if missing == 0 and wrong == 0 and duplicates == 0 else 1
+
+
+def stop(worker: subprocess.Popen) -> None:
+    worker.terminate()
+    try:
+        worker.wait(30)
+    except subprocess.TimeoutExpired:
+        worker.kill()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--impressions", type=int, default=200_000)
@@ -124,7 +190,7 @@ def main() -> int:
         data_dir = tempfile.mkdtemp(prefix="bench-joiner-")
         broker = LocalBroker(LocalBrokerConfig(port=port, controller_port=controller, data_dir=data_dir))
         bootstrap = broker.up().state.bootstrap
-    worker = None
+    workers: list[subprocess.Popen] = []
     work = Path(tempfile.mkdtemp(prefix="bench-joiner-work-"))
     try:
         prefix = f"bench.{uuid.uuid4().hex[:8]}"
@@ -159,65 +225,22 @@ def main() -> int:
         floor_rate, floor_cpu_rate = (float(found[1]), float(found[2])) if found else (0.0, 0.0)
         print(f"faust agent doing nothing (floor)     {floor_rate:>10,.0f} events/s  "
               f"({floor_cpu_rate:,.0f} events per CPU s)")  # fmt: skip
-        worker = subprocess.Popen(
-            [sys.executable, "-m", "stream.cli.main", "worker", "--config", str(config_path), "--log-level", "WARNING"],
-            cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-        )  # fmt: skip
-        url = None
-        while url is None:
-            line = worker.stdout.readline()
-            if not line:
-                raise RuntimeError("worker exited before printing its metrics URL")
-            if line.startswith("metrics: "):
-                url = line.split(" ", 1)[1].strip()
-        process = psutil.Process(worker.pid)
-        first = None
-        while True:
-            consumed = worker_consumed(url)
-            now = time.perf_counter()
-            if consumed > 0 and first is None:
-                first, first_cpu = (now, consumed), sum(process.cpu_times()[:2])
-            if consumed >= events:
-                last_cpu = sum(process.cpu_times()[:2])
-                break
-            if worker.poll() is not None:
-                raise RuntimeError(f"worker exited with {worker.returncode}")
-            time.sleep(0.2)
-        seconds = now - first[0]
-        worker_rate = (consumed - first[1]) / seconds
-        worker_cpu = last_cpu - first_cpu
-        print(f"pepnet worker (1 worker, faust)        {worker_rate:>10,.0f} events/s  "
-              f"({(consumed - first[1]) / worker_cpu:,.0f} events per CPU s)")  # fmt: skip
-        print(f"ratio worker / raw consume            {worker_rate / raw_rate:>10.1%}  (target >= 30%)")
-        print(f"ratio per CPU second                  {(consumed - first[1]) / worker_cpu / (events / raw_cpu):>10.1%}")
-        if floor_rate:
-            print(f"ratio worker / faust floor            {worker_rate / floor_rate:>10.1%}  "
-                  f"(faust floor / raw consume {floor_rate / raw_rate:.1%})")  # fmt: skip
-
-        samples = read_topic(
-            config.kafka, config.kafka.topics.samples.name, partitions, expected=args.impressions,
-            timeout_s=300, settle_s=3,
-        )  # fmt: skip
-        got: dict[str, dict[str, int]] = {}
-        duplicates = 0
-        for message in samples:
-            sample = decode_sample(message.value)
-            duplicates += sample.sample_id in got
-            got[sample.sample_id] = sample.labels
-        ground_truth = simulator.labelled_samples(args.impressions, config.joiner.window_ms)
-        truth = {s.sample_id: s.labels for s, _ in ground_truth}
-        missing = len(truth.keys() - got.keys())
-        wrong = sum(1 for k, v in truth.items() if k in got and got[k] != v)
-        print(f"samples {len(got):,} of {len(truth):,}: missing {missing}, duplicates {duplicates}, "
-              f"labels differing from ground truth {wrong}")  # fmt: skip
-        return 0 if missing == 0 and wrong == 0 and duplicates == 0 else 1
+        failures = 0
+        for engine, role in (("kafka", "samples"), ("faust", "samples_replay")):
+            rate, cpu_rate = measure_worker(config_path, engine, role, events, env, workers)
+            label = f"pepnet worker (1 worker, {engine} engine)"
+            print(f"{label:<38}{rate:>10,.0f} events/s  ({cpu_rate:,.0f} events per CPU s)")
+            print(f"  ratio worker / raw consume          {rate / raw_rate:>10.1%}  (target >= 30%)")
+            print(f"  ratio per CPU second                {cpu_rate / (events / raw_cpu):>10.1%}")
+            if floor_rate and engine == "faust":
+                print(f"  ratio worker / faust floor          {rate / floor_rate:>10.1%}  "
+                      f"(faust floor / raw consume {floor_rate / raw_rate:.1%})")  # fmt: skip
+            failures += check_samples(config, simulator, getattr(config.kafka.topics, role).name, args.impressions)
+            stop(workers.pop())
+        return 1 if failures else 0
     finally:
-        if worker is not None:
-            worker.terminate()
-            try:
-                worker.wait(30)
-            except subprocess.TimeoutExpired:
-                worker.kill()
+        for worker in workers:
+            stop(worker)
         if broker is not None:
             broker.down()
             shutil.rmtree(data_dir, ignore_errors=True)

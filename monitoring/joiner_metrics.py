@@ -8,6 +8,7 @@ from functools import partial
 from prometheus_client import Counter, Gauge
 from prometheus_client.registry import CollectorRegistry
 
+from monitoring.consumer_lag import ConsumerLagGauge
 from monitoring.label_values import BoundedLabelValues
 
 MAX_DEAD_LETTER_REASONS = 64
@@ -26,6 +27,9 @@ class JoinerMetrics:
         orphan_actions: pepnet_joiner_orphan_actions_total, actions whose impression never arrived.
         prelabelled_samples: pepnet_joiner_prelabelled_samples_total, pre-labelled impressions passed
             straight through.
+        assigned_partitions: pepnet_joiner_assigned_partitions, input partitions this worker joins now.
+        consumer_lag: pepnet_consumer_lag_messages{topic,partition}, from librdkafka statistics
+            (`consumer_lag.update_from_stats`; the confluent-kafka engine only).
     Dead letters go through `dead_letter(reason)`: pepnet_dead_letters_total{reason}.
     """
 
@@ -36,6 +40,11 @@ class JoinerMetrics:
             "pepnet_joiner_pending_impressions", "Impressions waiting for their join window to close.",
             registry=registry,
         )  # fmt: skip
+        self.assigned_partitions = Gauge(
+            "pepnet_joiner_assigned_partitions", "Input partition pairs (impressions + actions) this worker joins.",
+            registry=registry,
+        )  # fmt: skip
+        self.consumer_lag = ConsumerLagGauge(registry)
         self.impressions_consumed = counter(
             "pepnet_joiner_impressions_consumed_total", "Valid impressions read by the joiner."
         )

@@ -1,4 +1,4 @@
-"""``pepnet worker``: one faust worker of the impression/action joiner (run N for N times the work)."""
+"""``pepnet worker``: one worker of the impression/action joiner (run N for N times the work)."""
 
 from __future__ import annotations
 
@@ -13,8 +13,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "worker",
         help="join actions to impressions in event time and produce labelled samples",
         description=(
-            "Starts one joiner worker (faust-streaming). Workers with the same joiner.app_id share "
-            "the partitions of the impressions/actions topics; invalid events go to the dead-letter topic."
+            "Starts one joiner worker (joiner.engine: a confluent-kafka consume loop, or faust-streaming). "
+            "Workers with the same joiner.app_id share the partitions of the impressions/actions topics; "
+            "invalid events go to the dead-letter topic."
         ),
     )
     parser.add_argument("--app-id", default=None, help="consumer group and state name (default joiner.app_id)")
@@ -24,13 +25,17 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         default=None,
         help="kafka.topics role receiving the samples (default joiner.output)",
     )
+    parser.add_argument(
+        "--engine", choices=["kafka", "faust"], default=None, help="consumer engine (default joiner.engine)"
+    )
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace, config: PipelineConfig) -> int:
-    from stream.joiner.worker import run_worker  # faust is slow to import; keep --help fast
+    from stream.joiner.worker import run_worker  # torch is slow to import; keep --help fast
 
-    changes = {k: v for k, v in (("app_id", args.app_id), ("output", args.output)) if v is not None}
+    options = (("app_id", args.app_id), ("output", args.output), ("engine", args.engine))
+    changes = {k: v for k, v in options if v is not None}
     if changes:
         config = dataclasses.replace(config, joiner=dataclasses.replace(config.joiner, **changes))
     return run_worker(config, args.log_level)

@@ -11,11 +11,13 @@ be told apart after a restore, and every record of partition ``p`` goes to chang
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from stream.events import Impression, impression_from_dict
 
+STATE_TABLE = "joiner-state"
 NO_TIME = -1  # no event read yet on that input
 NO_OFFSET = -1
 
@@ -71,3 +73,18 @@ def pending_key(partition: int, impression_id: str) -> str:
 
 def early_key(partition: int, impression_id: str) -> str:
     return f"{partition}:a:{impression_id}"
+
+
+def changelog_topic_name(app_id: str) -> str:
+    """The compacted topic holding the state records of app ``app_id`` (faust's naming, shared by both engines)."""
+    return f"{app_id}-{STATE_TABLE}-changelog"
+
+
+def encode_state_record(key: str, record: dict[str, Any] | None) -> tuple[bytes, bytes | None]:
+    """A state change as a changelog message: JSON key and value; ``None`` (a tombstone) deletes the key."""
+    return json.dumps(key).encode(), None if record is None else json.dumps(record).encode()
+
+
+def decode_state_record(key: bytes, value: bytes | None) -> tuple[str, dict[str, Any] | None]:
+    """The inverse of :func:`encode_state_record`."""
+    return json.loads(key), None if value is None else json.loads(value)

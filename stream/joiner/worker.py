@@ -1,8 +1,10 @@
-"""Run one joiner worker: metrics endpoint, co-partitioning check, then the faust worker loop."""
+"""Run one joiner worker: metrics endpoint, co-partitioning check, then the engine's loop."""
 
 from __future__ import annotations
 
 import logging
+import signal
+from types import FrameType
 
 from prometheus_client import CollectorRegistry
 
@@ -18,11 +20,7 @@ _log = logging.getLogger(__name__)
 
 
 def run_worker(config: PipelineConfig, log_level: str = "INFO") -> int:
-    """Start one faust worker of the joiner and block until it is stopped (SIGINT/SIGTERM)."""
-    import faust  # heavy import kept out of `pepnet --help`
-
-    from stream.joiner.faust_app import JoinerApp
-
+    """Start one joiner worker (``joiner.engine``) and block until it is stopped (SIGINT/SIGTERM)."""
     check_reachable(config.kafka)
     partitions = check_co_partitioned(config.kafka)
     if partitions != config.kafka.topics.impressions.partitions:
@@ -39,20 +37,54 @@ def run_worker(config: PipelineConfig, log_level: str = "INFO") -> int:
         except OSError as e:
             raise UserError(f"{e.strerror}; set monitoring.worker_port (0 = any free port)") from None
         print(f"metrics: {server.url}", flush=True)
-    joiner = JoinerApp(config.kafka, config.schema, config.joiner, metrics)
+    joiner = config.joiner
     print(
-        f"worker {config.joiner.app_id}: {joiner.impressions_topic} + {joiner.actions_topic} -> "
-        f"{joiner.samples_topic}, window {config.joiner.window_ms} ms, grace {config.joiner.grace_ms} ms",
+        f"worker {joiner.app_id} ({joiner.engine} engine): {config.kafka.topics.impressions.name} + "
+        f"{config.kafka.topics.actions.name} -> {getattr(config.kafka.topics, joiner.output).name}, "
+        f"window {joiner.window_ms} ms, grace {joiner.grace_ms} ms",
         flush=True,
     )
-    worker = faust.Worker(joiner.app, loglevel=log_level, quiet=True)
+    try:
+        if joiner.engine == "faust":
+            return _run_faust(config, metrics, log_level)
+        return _run_consume_loop(config, metrics)
+    finally:
+        if server is not None:
+            server.close()
+
+
+def _run_consume_loop(config: PipelineConfig, metrics: JoinerMetrics) -> int:
+    from stream.joiner.consumer_loop import DeliveryFailed, JoinerConsumeLoop
+
+    loop = JoinerConsumeLoop(config.kafka, config.schema, config.joiner, metrics)
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        _log.info("%s: finishing the batch, committing, leaving the group", signal.Signals(signum).name)
+        loop.stop()
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        loop.run()
+    except DeliveryFailed as e:
+        _log.error("%s", e)
+        return 1
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return 0
+
+
+def _run_faust(config: PipelineConfig, metrics: JoinerMetrics, log_level: str) -> int:
+    import faust  # heavy import kept out of `pepnet --help`
+
+    from stream.joiner.faust_app import JoinerApp
+
+    app = JoinerApp(config.kafka, config.schema, config.joiner, metrics)
+    worker = faust.Worker(app.app, loglevel=log_level, quiet=True)
     # aiokafka logs every produced message at debug level: costly on the hot path.
     logging.getLogger("aiokafka").setLevel(max(logging.INFO, logging.getLevelName(log_level)))
     try:
         worker.execute_from_commandline()
     except SystemExit as e:
         return int(e.code or 0)
-    finally:
-        if server is not None:
-            server.close()
     return 0

@@ -21,7 +21,10 @@ def test_defaults_load() -> None:
         ({"idle_close_ms": -5}, "joiner.idle_close_ms"),
         ({"validation": {"max_payload_bytes": 0}}, "joiner.validation.max_payload_bytes"),
         ({"faust": {"batch_size": 0}}, "joiner.faust.batch_size"),
-        ({"faust": {"session_timeout_s": 0}}, "joiner.faust.session_timeout_s"),
+        ({"session_timeout_s": 0}, "joiner.session_timeout_s"),
+        ({"engine": "spark"}, "joiner.engine"),
+        ({"loop": {"batch_size": 0}}, "joiner.loop.batch_size"),
+        ({"loop": {"commit_interval_s": 0}}, "joiner.loop.commit_interval_s"),
     ],
 )
 def test_bad_values_name_their_key(override: dict, key: str) -> None:

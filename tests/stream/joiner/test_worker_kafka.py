@@ -56,9 +56,9 @@ class WorkerProcess:
                 self.metrics_url = line.split(" ", 1)[1].strip()
 
     def wait_ready(self, timeout_s: float = 60) -> None:
-        """Until faust says the worker has its partitions (after its first rebalance)."""
+        """Until the worker has its partitions and their state (after its first rebalance)."""
         deadline = time.monotonic() + timeout_s
-        while b"Worker ready" not in self.log.read_bytes():
+        while self.metric("pepnet_joiner_assigned_partitions") < 1:
             assert self.process.poll() is None and time.monotonic() < deadline, "worker not ready"
             time.sleep(0.2)
 
@@ -85,7 +85,7 @@ class WorkerProcess:
                 self.process.wait(10)
 
 
-def write_worker_config(config: PipelineConfig, tmp_path: Path, name: str) -> Path:
+def write_worker_config(config: PipelineConfig, tmp_path: Path, name: str, engine: str = "kafka") -> Path:
     """A worker config file; the app id (= state) is unique to the test's topics."""
     topics = {role: {"name": t.name} for role, t in config.kafka.topics.by_role().items()}
     app_id = config.kafka.topics.impressions.name.removesuffix(".impressions") + f".{name}"
@@ -93,7 +93,7 @@ def write_worker_config(config: PipelineConfig, tmp_path: Path, name: str) -> Pa
         "kafka": {"bootstrap": config.kafka.bootstrap, "topics": topics},
         "joiner": {
             "app_id": app_id, "window_ms": WINDOW_MS, "grace_ms": GRACE_MS, "idle_close_ms": 2000,
-            "faust": {"data_dir": str(tmp_path / "faust"), "session_timeout_s": 6.0},
+            "engine": engine, "session_timeout_s": 6.0, "faust": {"data_dir": str(tmp_path / "faust")},
         },
         "monitoring": {"worker_port": 0},
     }  # fmt: skip

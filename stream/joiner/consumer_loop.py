@@ -1,0 +1,327 @@
+"""The joiner on a confluent-kafka consume loop (``joiner.engine: kafka``, the default).
+
+One consumer in group ``joiner.app_id`` subscribes to both input topics with the *range*
+assignor, which gives a member the same partition numbers of every co-partitioned topic, so
+impressions partition p and actions partition p are joined by the same worker. The loop:
+
+1. ``consume(batch_size)``; each message goes to :class:`JoinProcessor` (invalid ones become dead
+   letters at once);
+2. every partition that changed is drained: its state changes go to changelog partition p, in
+   order (one idempotent producer keeps them in order), then its samples;
+3. a sample's pending record is deleted (a tombstone) once the broker has acknowledged the sample;
+4. every ``commit_interval_s``: flush the producer (all output acknowledged), then commit the
+   input offsets read so far. A crash re-reads from the last commit; the state's clock skips
+   what it already holds, so the output is the same samples, at least once, with the same ids.
+
+The state records and the changelog topic are the faust engine's (:mod:`stream.joiner.state`), so
+a deployment can switch engines and keep its state; never run both engines in one group at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from functools import partial
+from typing import Any
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
+from confluent_kafka.admin import NewTopic
+
+from monitoring.joiner_metrics import JoinerMetrics
+from pepnet.schema import FeatureSchema
+from stream.errors import UserError
+from stream.events import encode
+from stream.joiner.join_processor import JoinProcessor
+from stream.joiner.state import changelog_topic_name, decode_state_record, encode_state_record
+from stream.joiner_config import JoinerConfig
+from stream.kafka.client_config import consumer_config, kafka_error_text, producer_config, quiet_admin_client
+from stream.kafka.config import KafkaConfig
+
+IDLE_CHECK_INTERVAL_S = 0.5
+_log = logging.getLogger(__name__)
+
+StateRecords = list[tuple[str, dict[str, Any]]]
+
+
+class DeliveryFailed(RuntimeError):
+    """The broker refused an output message; the worker stops without committing past it."""
+
+
+class JoinerConsumeLoop:
+    """One joiner worker: consume both inputs, join, produce state, samples and dead letters."""
+
+    def __init__(
+        self,
+        kafka: KafkaConfig,
+        schema: FeatureSchema,
+        joiner: JoinerConfig,
+        metrics: JoinerMetrics,
+        wall_clock_ms: Callable[[], int] = lambda: int(time.time() * 1000),
+    ) -> None:
+        self.kafka = kafka
+        self.config = joiner
+        self.settings = joiner.loop
+        self.partitions = kafka.topics.impressions.partitions
+        self.changelog_topic = changelog_topic_name(joiner.app_id)
+        self.processor = JoinProcessor(kafka.topics, schema, joiner, metrics, self._state_records, wall_clock_ms)
+        self.impressions_topic = self.processor.impressions_topic
+        self.actions_topic = self.processor.actions_topic
+        self.samples_topic = self.processor.samples_topic
+        session_ms = int(joiner.session_timeout_s * 1000)
+        overrides: dict[str, Any] = {
+            "enable.auto.commit": False,
+            "partition.assignment.strategy": "range",  # co-partitioned topics: same p to one member
+            "session.timeout.ms": session_ms,
+            "heartbeat.interval.ms": max(1, session_ms // 4),
+        }
+        if self.settings.statistics_interval_ms > 0:
+            overrides["statistics.interval.ms"] = self.settings.statistics_interval_ms
+            overrides["stats_cb"] = metrics.consumer_lag.update_from_stats
+        self.consumer = Consumer(consumer_config(kafka, joiner.app_id, overrides))
+        self.producer = Producer(producer_config(kafka, {"on_delivery": self._on_delivered}))
+        self.samples_sent = 0
+        self._uncommitted: dict[tuple[str, int], int] = {}  # (topic, partition) -> next offset to read
+        self._confirmed: list[tuple[int, str]] = []  # (partition, state key) whose sample was acked
+        self._prefetched: dict[int, StateRecords] = {}  # restored records, consumed by the processor
+        self._delivery_error: str | None = None
+        self._stopping = False
+
+    # -- the loop ---------------------------------------------------------------------------
+
+    def stop(self) -> None:
+        """Ask the loop to finish its batch, commit and return (safe from a signal handler)."""
+        self._stopping = True
+
+    def run(self) -> None:
+        """Join until :meth:`stop`; raises :class:`DeliveryFailed` if the broker refuses output."""
+        ensure_changelog_topic(self.kafka, self.changelog_topic, self.partitions)
+        self.consumer.subscribe(
+            [self.impressions_topic, self.actions_topic],
+            on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_lost,
+        )  # fmt: skip
+        next_commit = next_idle_check = time.monotonic()
+        try:
+            while not self._stopping:
+                messages = self.consumer.consume(self.settings.batch_size, self.settings.poll_timeout_s)
+                if messages:
+                    self._apply_batch(messages)
+                self.producer.poll(0)
+                self._write_confirmed_deletions()
+                self._raise_delivery_error()
+                now = time.monotonic()
+                if now >= next_idle_check:
+                    self._idle_close()
+                    next_idle_check = now + IDLE_CHECK_INTERVAL_S
+                if now >= next_commit:
+                    self._commit()
+                    next_commit = now + self.settings.commit_interval_s
+            self._commit()
+        finally:
+            self._stopping = True
+            self.consumer.close()  # leaves the group (its on_revoke commits once more if it can)
+            self.producer.flush(10)
+
+    def _apply_batch(self, messages: list[Message]) -> None:
+        processor = self.processor
+        uncommitted = self._uncommitted
+        touched: set[int] = set()
+        for m in messages:
+            error = m.error()
+            if error is not None:
+                self._consumer_error(error)
+                continue
+            topic, partition, offset = m.topic(), m.partition(), m.offset()
+            kind, timestamp_ms = m.timestamp()
+            letter = processor.apply(topic, partition, offset, m.key(), m.value(), timestamp_ms if kind else -1)
+            if letter is not None:
+                self._produce(processor.dead_letters_topic, letter.value, letter.key, headers=letter.headers())
+            uncommitted[(topic, partition)] = offset + 1
+            touched.add(partition)
+        for partition in touched:
+            self._flush(partition)
+
+    def _consumer_error(self, error: KafkaError) -> None:
+        if error.fatal():
+            raise KafkaException(error)
+        _log.warning("consumer: %s (librdkafka retries by itself)", error.str())
+
+    # -- output and state -------------------------------------------------------------------
+
+    def _produce(self, topic: str, value: bytes | None, key: bytes | None, **kwargs: Any) -> None:
+        while True:
+            try:
+                self.producer.produce(topic, value, key, **kwargs)
+                return
+            except BufferError:  # the local queue is full: let deliveries drain it, then retry
+                self.producer.poll(0.1)
+
+    def _flush(self, partition: int) -> None:
+        """Produce the partition's state changes in order, then its samples."""
+        out = self.processor.drain(partition)
+        if out is None:
+            return
+        for key, record in out.changes:
+            state_key, value = encode_state_record(key, record)
+            self._produce(self.changelog_topic, value, state_key, partition=partition)
+        generation = self.processor.generation
+        for emitted in out.emitted:
+            sample = emitted.sample
+            if emitted.state_key is None:
+                self._produce(self.samples_topic, encode(sample), sample.key())
+            else:
+                on_acked = partial(self._on_sample_delivered, partition, emitted.state_key, generation)
+                self._produce(self.samples_topic, encode(sample), sample.key(), on_delivery=on_acked)
+        self.samples_sent += len(out.emitted)
+
+    def _on_delivered(self, error: KafkaError | None, message: Message) -> None:
+        if error is not None and self._delivery_error is None:
+            self._delivery_error = f"delivery to {message.topic()} failed: {error.str()}"
+
+    def _on_sample_delivered(
+        self, partition: int, key: str, generation: int, error: KafkaError | None, message: Message
+    ) -> None:
+        if error is not None:
+            self._on_delivered(error, message)
+        elif generation == self.processor.generation:
+            # A rebuilt joiner (rebalance) owns the record now and will re-emit the same sample.
+            self._confirmed.append((partition, key))
+
+    def _write_confirmed_deletions(self) -> None:
+        """Delete the records of pending impressions whose samples the broker has acknowledged."""
+        confirmed, self._confirmed = self._confirmed, []
+        joiners = self.processor.joiners
+        for partition, key in confirmed:
+            if partition in joiners:
+                self._produce(self.changelog_topic, None, encode_state_record(key, None)[0], partition=partition)
+
+    def _raise_delivery_error(self) -> None:
+        if self._delivery_error is not None:
+            raise DeliveryFailed(
+                f"{self._delivery_error}; the worker stopped without committing past it: "
+                "fix the broker or topic, then restart it (it resumes from its last commit)"
+            )
+
+    def _commit(self) -> None:
+        """Commit the offsets read so far, once every output message is acknowledged."""
+        if not self._uncommitted:
+            return
+        remaining = self.producer.flush(30)
+        self._raise_delivery_error()
+        if remaining:
+            _log.warning("%d output messages not acknowledged after 30 s: offsets not committed yet", remaining)
+            return
+        self._write_confirmed_deletions()  # not needed for correctness; fewer duplicates after a crash
+        offsets = [TopicPartition(t, p, o) for (t, p), o in self._uncommitted.items()]
+        try:
+            self.consumer.commit(offsets=offsets, asynchronous=False)
+        except KafkaException as e:
+            _log.warning("offset commit failed (%s); the next one retries", kafka_error_text(e))
+            return
+        self._uncommitted.clear()
+
+    # -- rebalance and recovery -------------------------------------------------------------
+
+    def _on_assign(self, consumer: Consumer, assigned: list[TopicPartition]) -> None:
+        partitions = sorted({tp.partition for tp in assigned if tp.topic == self.impressions_topic})
+        started = time.monotonic()
+        self._prefetched = read_state(self.kafka, self.changelog_topic, partitions)
+        self.processor.rebuild(partitions)
+        _log.info(
+            "Worker ready: joining partitions %s of %s + %s (state restored in %.1f s)",
+            partitions, self.impressions_topic, self.actions_topic, time.monotonic() - started,
+        )  # fmt: skip
+
+    def _on_revoke(self, consumer: Consumer, revoked: list[TopicPartition]) -> None:
+        if self._delivery_error is None:  # never commit past output the broker refused
+            self._commit()
+        self._forget(revoked)
+
+    def _on_lost(self, consumer: Consumer, lost: list[TopicPartition]) -> None:
+        _log.warning("partitions lost (session timed out?); their new owner re-emits from the state")
+        self._forget(lost)
+
+    def _forget(self, partitions: list[TopicPartition]) -> None:
+        for tp in partitions:
+            self._uncommitted.pop((tp.topic, tp.partition), None)
+            self.processor.activity.pop(tp.partition, None)
+        self.processor.drop(tp.partition for tp in partitions if tp.topic == self.impressions_topic)
+
+    def _state_records(self, partition: int) -> StateRecords:
+        records = self._prefetched.pop(partition, None)
+        if records is None:
+            records = read_state(self.kafka, self.changelog_topic, [partition])[partition]
+        return records
+
+    # -- idle close -------------------------------------------------------------------------
+
+    def _idle_close(self) -> None:
+        """Close a partition's pending impressions once both inputs are read to the end and silent."""
+        for partition in self.processor.idle_partitions():
+            if self.processor.caught_up(partition, partial(self._high_watermark, partition=partition)):
+                self.processor.joiners[partition].close_all()
+                self._flush(partition)
+
+    def _high_watermark(self, topic: str, partition: int) -> int | None:
+        try:
+            return self.consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=5)[1]
+        except KafkaException:
+            return None
+
+
+def ensure_changelog_topic(kafka: KafkaConfig, name: str, partitions: int) -> None:
+    """Create the compacted state topic if it is missing; refuse one with another partition count."""
+    admin = quiet_admin_client(kafka)
+    metadata = admin.list_topics(timeout=kafka.connect_timeout_s)
+    topic = metadata.topics.get(name)
+    if topic is not None and topic.error is None:
+        if len(topic.partitions) != partitions:
+            raise UserError(
+                f"state topic {name} has {len(topic.partitions)} partitions but the inputs have {partitions}; "
+                "delete it (the state is lost) or choose another joiner.app_id"
+            )
+        return
+    new = NewTopic(
+        name,
+        num_partitions=partitions,
+        replication_factor=kafka.topics.impressions.replication_factor,
+        config={"cleanup.policy": "compact"},
+    )
+    try:
+        admin.create_topics([new], operation_timeout=30)[name].result()
+    except KafkaException as e:
+        if e.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:  # another worker created it first
+            raise UserError(f"creating state topic {name} failed: {kafka_error_text(e)}") from None
+
+
+def read_state(
+    kafka: KafkaConfig, topic: str, partitions: list[int], timeout_s: float = 300
+) -> dict[int, StateRecords]:
+    """The live records of the given changelog partitions: each key's last value, tombstones applied."""
+    state: dict[int, dict[str, dict[str, Any]]] = {p: {} for p in partitions}
+    if not partitions:
+        return {}
+    consumer = Consumer(consumer_config(kafka, f"{topic}-restore", {"enable.auto.commit": False}))
+    try:
+        ends = {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=30) for p in partitions}
+        todo = {p for p, (low, high) in ends.items() if high > low}
+        consumer.assign([TopicPartition(topic, p, ends[p][0]) for p in sorted(todo)])
+        deadline = time.monotonic() + timeout_s
+        while todo:
+            if time.monotonic() > deadline:
+                raise UserError(f"restoring the joiner state from {topic} took over {timeout_s:g} s; is the broker up?")
+            for m in consumer.consume(10_000, 0.5):
+                if m.error() is not None:
+                    raise KafkaException(m.error())
+                key, record = decode_state_record(m.key(), m.value())
+                records = state[m.partition()]
+                if record is None:
+                    records.pop(key, None)
+                else:
+                    records[key] = record
+            for tp in consumer.position([TopicPartition(topic, p) for p in todo]):
+                if tp.offset >= ends[tp.partition][1]:
+                    todo.discard(tp.partition)
+    finally:
+        consumer.close()
+    return {p: list(records.items()) for p, records in state.items()}

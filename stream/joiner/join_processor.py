@@ -1,0 +1,199 @@
+"""The engine-neutral core of a joiner worker: validate input messages and feed the partition joiners.
+
+Both workers (the confluent-kafka consume loop and the faust app) read messages, hand each one to
+:meth:`JoinProcessor.apply`, then :meth:`JoinProcessor.drain` every partition that changed and
+write what it returns: the state changes to the changelog (in order) and the samples to the
+samples topic. Everything about Kafka I/O stays in the engines; everything about the join and
+its metrics is here, once.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from monitoring.joiner_metrics import JoinerMetrics
+from pepnet.schema import FeatureSchema
+from stream.dead_letters import DeadLetter
+from stream.joiner.partition_joiner import JoinOutput, PartitionJoiner
+from stream.joiner_config import JoinerConfig
+from stream.kafka.config import TopicsConfig
+from stream.validation import REASONS, EventValidator, InvalidEvent
+
+_log = logging.getLogger(__name__)
+
+StateRecords = Callable[[int], Iterable[tuple[str, dict[str, Any]]]]  # partition -> its state records
+
+
+@dataclass
+class PartitionActivity:
+    """Wall-clock bookkeeping of one input partition, used only by the idle close."""
+
+    last_event_wall_s: float = field(default_factory=time.monotonic)
+    last_read_offset: dict[str, int] = field(default_factory=dict)  # topic -> offset (valid or not)
+
+
+class JoinProcessor:
+    """Validates input messages and joins them, one :class:`PartitionJoiner` per input partition.
+
+    ``state_records(p)`` gives the persisted records of partition ``p``; it is read when a
+    partition is first seen (after an assignment, a rebalance or a restart).
+    """
+
+    def __init__(
+        self,
+        topics: TopicsConfig,
+        schema: FeatureSchema,
+        joiner: JoinerConfig,
+        metrics: JoinerMetrics,
+        state_records: StateRecords,
+        wall_clock_ms: Callable[[], int] = lambda: int(time.time() * 1000),
+    ) -> None:
+        self.config = joiner
+        self.metrics = metrics
+        self.tasks = schema.task_names
+        self.validator = EventValidator(schema, joiner.validation)
+        self.state_records = state_records
+        self.wall_clock_ms = wall_clock_ms
+        self.impressions_topic = topics.impressions.name
+        self.actions_topic = topics.actions.name
+        self.samples_topic = getattr(topics, joiner.output).name
+        self.dead_letters_topic = topics.dead_letters.name
+        self.joiners: dict[int, PartitionJoiner] = {}
+        self.activity: dict[int, PartitionActivity] = {}
+        # Bumped whenever joiners are rebuilt or dropped: acknowledgements of samples emitted by an
+        # older joiner must not delete records a newer owner relies on.
+        self.generation = 0
+        for reason in REASONS:
+            metrics.dead_letter(reason, 0)
+
+    def apply(
+        self, topic: str, partition: int, offset: int, key: bytes | None, value: Any, timestamp_ms: int
+    ) -> DeadLetter | None:
+        """Validate and join one message; returns its dead letter when it is invalid (already counted)."""
+        activity = self.activity.get(partition)
+        if activity is None:
+            activity = self.activity[partition] = PartitionActivity()
+        activity.last_event_wall_s = time.monotonic()
+        activity.last_read_offset[topic] = offset
+        joiner = self.joiner(partition)
+        try:
+            if topic == self.impressions_topic:
+                impression = self.validator.impression(value, key, self.wall_clock_ms())
+                self.metrics.impressions_consumed.inc()
+                joiner.on_impression(impression, offset)
+            elif topic == self.actions_topic:
+                action = self.validator.action(value, key, self.wall_clock_ms())
+                self.metrics.actions_consumed.inc()
+                joiner.on_action(action, offset)
+            else:
+                raise InvalidEvent("topic", f"not an input topic: {topic}", "unknown_topic")
+            return None
+        except InvalidEvent as e:
+            error = e
+        except Exception as e:  # a bug must not stop the partition: keep the event, say why, go on
+            _log.exception("processing %s[%d]@%d failed", topic, partition, offset)
+            error = InvalidEvent("value", f"{type(e).__name__}: {e}", "processing_error")
+        self.metrics.dead_letter(error.code)
+        return DeadLetter(
+            value=value if isinstance(value, bytes) else b"",
+            key=key,
+            reason=error.code,
+            detail=str(error),
+            source_topic=topic,
+            source_partition=partition,
+            source_offset=offset,
+            source_timestamp_ms=timestamp_ms,
+        )
+
+    def joiner(self, partition: int) -> PartitionJoiner:
+        """The joiner of ``partition``, restored from its state records when first needed."""
+        joiner = self.joiners.get(partition)
+        if joiner is None:
+            joiner = self.restore(partition)
+        return joiner
+
+    def restore(self, partition: int) -> PartitionJoiner:
+        """Rebuild the joiner of ``partition`` (close heaps included) from its state records."""
+        config = self.config
+        joiner = PartitionJoiner.restore(
+            partition, self.tasks, config.window_ms, config.grace_ms, self.state_records(partition)
+        )
+        self.joiners[partition] = joiner
+        self.metrics.assigned_partitions.set(len(self.joiners))
+        _log.info(
+            "joiner partition %d restored: %d pending impressions, watermark %d ms",
+            partition, joiner.pending_count, joiner.clock.watermark_ms,
+        )  # fmt: skip
+        return joiner
+
+    def rebuild(self, partitions: Iterable[int]) -> None:
+        """Forget every joiner and restore those of ``partitions`` (after recovery or an assignment)."""
+        self.generation += 1
+        self.joiners = {}
+        for partition in sorted(partitions):
+            self.restore(partition)
+        self.metrics.assigned_partitions.set(len(self.joiners))
+        self._update_pending()
+
+    def drop(self, partitions: Iterable[int]) -> None:
+        """Forget the joiners of revoked partitions (their new owner restores them)."""
+        self.generation += 1
+        for partition in partitions:
+            self.joiners.pop(partition, None)
+        self.metrics.assigned_partitions.set(len(self.joiners))
+        self._update_pending()
+
+    def drain(self, partition: int) -> JoinOutput | None:
+        """The output gathered by ``partition``'s joiner since the last call (counted in the metrics)."""
+        joiner = self.joiners.get(partition)
+        if joiner is None:
+            return None
+        out = joiner.drain()
+        counts = out.counts
+        m = self.metrics
+        m.samples_emitted.inc(sum(1 for e in out.emitted if e.sample.join.source == "join"))
+        m.prelabelled_samples.inc(counts["prelabelled"])
+        m.joined_actions.inc(counts["joined_actions"])
+        m.late_actions.inc(counts["late_actions"])
+        m.orphan_actions.inc(counts["orphan_actions"])
+        self._update_pending()
+        return out
+
+    def idle_partitions(self) -> list[int]:
+        """Partitions with something pending whose inputs have been silent for ``idle_close_ms``."""
+        idle_s = self.config.idle_close_ms / 1000.0
+        if idle_s <= 0:
+            return []
+        now = time.monotonic()
+        idle = []
+        for partition, joiner in self.joiners.items():
+            # A partition restored after a rebalance may never see another event: count from then.
+            activity = self.activity.setdefault(partition, PartitionActivity())
+            if now - activity.last_event_wall_s >= idle_s and (joiner.pending or joiner.early):
+                idle.append(partition)
+        return idle
+
+    def caught_up(self, partition: int, high_watermark: Callable[[str], int | None]) -> bool:
+        """Both inputs of ``partition`` applied to their end (``high_watermark(topic)``: next offset)."""
+        joiner = self.joiners[partition]
+        activity = self.activity.setdefault(partition, PartitionActivity())
+        applied = {
+            self.impressions_topic: joiner.clock.impressions_offset,  # restored from the state after a restart
+            self.actions_topic: joiner.clock.actions_offset,
+        }
+        for topic, offset in applied.items():
+            end = high_watermark(topic)
+            if end is None:
+                return False
+            # The read offsets, not the consumer's position: the position runs ahead of what was
+            # applied by the prefetch buffers, and closing on it would close before those actions.
+            if max(activity.last_read_offset.get(topic, -1), offset) + 1 < end:
+                return False
+        return True
+
+    def _update_pending(self) -> None:
+        self.metrics.pending_impressions.set(sum(j.pending_count for j in self.joiners.values()))
