@@ -130,8 +130,14 @@ ROWS: list[tuple[str, list[Panel]]] = [
             Panel(
                 "Consumer lag by partition",
                 "short",
-                [("sum by (topic, partition) (pepnet_consumer_lag_messages)", "{{topic}}/{{partition}}")],
-                description="Messages behind the high watermark, from librdkafka statistics.",
+                [
+                    (
+                        "sum by (job, topic, partition) (pepnet_consumer_lag_messages)",
+                        "{{job}} {{topic}}/{{partition}}",
+                    )
+                ],
+                description="Messages behind the high watermark, from librdkafka statistics: the trainer "
+                "(pepnet-trainer) on the samples topic, joiner workers (pepnet-worker) on their input topics.",
             ),
             Panel(
                 "Training data freshness",
@@ -184,6 +190,20 @@ ROWS: list[tuple[str, list[Panel]]] = [
                 "percentunit",
                 [("job:pepnet_dead_letters:ratio5m", "{{job}}")],
                 thresholds=[(0.05, "red")],
+            ),
+            Panel(
+                "Joiner partitions per worker",
+                "short",
+                [("sum by (job, instance) (pepnet_joiner_assigned_partitions)", "{{job}} {{instance}}")],
+                description="Input partition pairs (impressions + actions) each worker joins now. "
+                "Alert PepnetJoinerNoPartitions fires when no worker of a job joins any for 5 minutes.",
+            ),
+            Panel(
+                "Joiner consumer lag by topic",
+                "short",
+                [('job_topic:pepnet_consumer_lag_messages:sum{job="pepnet-worker"}', "{{topic}}")],
+                description="Messages the workers are behind on their input topics (confluent-kafka engine only; "
+                "joiner.loop.statistics_interval_ms).",
             ),
         ],
     ),

@@ -119,7 +119,7 @@ def test_trainer_metrics_publish_a_pass_and_count_rising_loss() -> None:
     assert value(registry, "pepnet_dropped_duplicate_samples_total") == 4
 
 
-def librdkafka_stats(partitions: dict[str, int]) -> str:
+def librdkafka_stats(partitions: dict[str, int], topic: str = "pepnet.samples") -> str:
     """A statistics payload shaped like librdkafka's (STATISTICS.md), trimmed to what matters."""
     return json.dumps(
         {
@@ -127,8 +127,8 @@ def librdkafka_stats(partitions: dict[str, int]) -> str:
             "type": "consumer",
             "ts": 123,
             "topics": {
-                "pepnet.samples": {
-                    "topic": "pepnet.samples",
+                topic: {
+                    "topic": topic,
                     "partitions": {
                         **{
                             p: {"partition": int(p), "consumer_lag": lag, "hi_offset": 100, "app_offset": 100 - lag}
@@ -152,6 +152,32 @@ def test_consumer_lag_follows_statistics_and_forgets_revoked_partitions() -> Non
     trainer.update_consumer_lag(librdkafka_stats({"0": 3}))  # partition 1 revoked
     assert value(registry, "pepnet_consumer_lag_messages", topic="pepnet.samples", partition="0") == 3
     assert value(registry, "pepnet_consumer_lag_messages", topic="pepnet.samples", partition="1") is None
+
+
+def test_joiner_metrics_export_assigned_partitions_and_their_consumer_lag() -> None:
+    registry = CollectorRegistry()
+    joiner = JoinerMetrics(registry)
+    assert value(registry, "pepnet_joiner_assigned_partitions") == 0  # exported before the first assignment
+    joiner.assigned_partitions.set(3)
+    assert value(registry, "pepnet_joiner_assigned_partitions") == 3
+    assert b"# TYPE pepnet_joiner_assigned_partitions gauge" in generate_latest(registry)
+    # The kafka engine passes consumer_lag.update_from_stats to librdkafka as stats_cb.
+    assert joiner.consumer_lag.update_from_stats(librdkafka_stats({"0": 40, "1": 2}, "pepnet.impressions")) == 42
+    assert value(registry, "pepnet_consumer_lag_messages", topic="pepnet.impressions", partition="0") == 40
+    joiner.consumer_lag.update_from_stats(librdkafka_stats({"1": 0}, "pepnet.impressions"))  # partition 0 revoked
+    assert value(registry, "pepnet_consumer_lag_messages", topic="pepnet.impressions", partition="0") is None
+    assert value(registry, "pepnet_consumer_lag_messages", topic="pepnet.impressions", partition="1") == 0
+
+
+def test_trainer_and_joiner_metrics_live_in_registries_of_their_own() -> None:
+    """Both export pepnet_consumer_lag_messages: one registry per process, as deployed."""
+    trainer_registry, worker_registry = CollectorRegistry(), CollectorRegistry()
+    TrainerMetrics(trainer_registry).update_consumer_lag(librdkafka_stats({"0": 5}))
+    JoinerMetrics(worker_registry).consumer_lag.update_from_stats(librdkafka_stats({"0": 9}))
+    assert value(trainer_registry, "pepnet_consumer_lag_messages", topic="pepnet.samples", partition="0") == 5
+    assert value(worker_registry, "pepnet_consumer_lag_messages", topic="pepnet.samples", partition="0") == 9
+    with pytest.raises(ValueError, match="Duplicated timeseries"):
+        JoinerMetrics(trainer_registry)
 
 
 def test_parse_consumer_lag_rejects_what_is_not_statistics() -> None:
