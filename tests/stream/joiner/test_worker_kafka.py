@@ -12,6 +12,7 @@ import random
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from collections import Counter
@@ -23,7 +24,7 @@ import yaml
 
 from stream.config import PipelineConfig
 from stream.dead_letters import DeadLetter
-from stream.events import Impression, LabelledSample, decode_sample, encode
+from stream.events import Action, Impression, LabelledSample, decode_sample, encode
 from stream.joiner.event_log import EventLogWriter, read_topic
 from stream.simulator import EventSimulator
 from tests.conftest import REPO_ROOT
@@ -113,6 +114,18 @@ def read_samples(config: PipelineConfig, role: str, expected: int) -> list[Label
     return [decode_sample(m.value) for m in messages]
 
 
+def publish_paced(config: PipelineConfig, events: list[Impression | Action], per_second: float) -> None:
+    """Produce ``events`` at about ``per_second`` (in chunks of 1/20 s); 0 = all at once."""
+    writer = EventLogWriter(config.kafka)
+    chunk = max(1, int(per_second / 20)) if per_second > 0 else len(events)
+    started = time.monotonic()
+    for i in range(0, len(events), chunk):
+        writer.send_events(events[i : i + chunk])
+        writer.flush()
+        if per_second > 0:
+            time.sleep(max(0.0, started + (i + chunk) / per_second - time.monotonic()))
+
+
 def by_id(samples: list[LabelledSample]) -> dict[str, dict[str, int]]:
     """Samples keyed by id; duplicates (at-least-once) must be identical."""
     out: dict[str, dict[str, int]] = {}
@@ -121,7 +134,11 @@ def by_id(samples: list[LabelledSample]) -> dict[str, dict[str, int]]:
     return out
 
 
-def test_join_prelabelled_and_dead_letters(pipeline_config: PipelineConfig, tmp_path: Path) -> None:
+ENGINES = pytest.mark.parametrize("engine", ["kafka", "faust"])
+
+
+@ENGINES
+def test_join_prelabelled_and_dead_letters(pipeline_config: PipelineConfig, tmp_path: Path, engine: str) -> None:
     n, malformed = 2500, 10_000
     simulator, truth = ground_truth(pipeline_config, n)
     events = list(simulator.events(n))
@@ -154,7 +171,7 @@ def test_join_prelabelled_and_dead_letters(pipeline_config: PipelineConfig, tmp_
     writer.flush()
     assert sum(expected_reasons.values()) == malformed and len(expected_reasons) >= 10
 
-    worker = WorkerProcess(write_worker_config(pipeline_config, tmp_path, "join-test"))
+    worker = WorkerProcess(write_worker_config(pipeline_config, tmp_path, "join-test", engine))
     try:
         samples = read_samples(pipeline_config, "samples", n + 300)
         letters = read_topic(pipeline_config.kafka, topics.dead_letters.name, topics.dead_letters.partitions,
@@ -175,30 +192,43 @@ def test_join_prelabelled_and_dead_letters(pipeline_config: PipelineConfig, tmp_
     assert all(d.detail.split(":")[0] for d in parsed)
 
 
-def test_kill_9_restart_and_replay_determinism(pipeline_config: PipelineConfig, tmp_path: Path) -> None:
+# The kafka engine's input is published at a pace while the worker runs, so that the kill lands
+# mid-stream with state, samples and commits in flight (it reads a topic written up front in one
+# batch). The faust engine reads the topic written up front: with paced input it lost one action or
+# one sample in 2 of 4 runs (open bug, see docs/events.md), which the kafka engine never did.
+@pytest.mark.parametrize(("engine", "per_second"), [("kafka", 2500), ("faust", 0)])
+def test_kill_9_restart_and_replay_determinism(
+    pipeline_config: PipelineConfig, tmp_path: Path, engine: str, per_second: float
+) -> None:
     n = 4000  # 20 s of event time: windows (8 s) close all along
     simulator, truth = ground_truth(pipeline_config, n)
-    writer = EventLogWriter(pipeline_config.kafka)
-    total = writer.send_events(simulator.events(n))
-    writer.flush()
-
-    live_config = write_worker_config(pipeline_config, tmp_path, "live")
+    events = list(simulator.events(n))
+    publisher = threading.Thread(target=publish_paced, args=(pipeline_config, events, per_second), daemon=True)
+    live_config = write_worker_config(pipeline_config, tmp_path, "live", engine)
     first = WorkerProcess(live_config)
     try:
-        first.wait_consumed(total * 6 // 10)
+        first.wait_ready()
+        publisher.start()
+        first.wait_consumed(len(events) // 2)
+        deadline = time.monotonic() + 60
+        while first.metric("pepnet_joiner_samples_emitted_total") < 1:
+            assert time.monotonic() < deadline, "no sample emitted by the first worker"
+            time.sleep(0.05)
     finally:
         first.stop(signal.SIGKILL)
     before_restart = read_topic(pipeline_config.kafka, pipeline_config.kafka.topics.samples.name, 4)
-    assert 0 < len(before_restart) < n  # killed halfway, with samples already out
+    assert len(before_restart) < n  # killed halfway
     second = WorkerProcess(live_config)
     try:
+        publisher.join()
         live = read_samples(pipeline_config, "samples", n)
     finally:
         second.stop()
     live_by_id = by_id(live)  # duplicates after the kill carry the same id and labels
     assert live_by_id == truth  # none lost, none invented, every label right
 
-    replay = WorkerProcess(write_worker_config(pipeline_config, tmp_path, "replay"), "--output", "samples_replay")
+    replay_config = write_worker_config(pipeline_config, tmp_path, "replay", engine)
+    replay = WorkerProcess(replay_config, "--output", "samples_replay")
     try:
         replayed = read_samples(pipeline_config, "samples_replay", n)
     finally:
@@ -219,10 +249,11 @@ def test_worker_refuses_missing_input_topics(kafka_broker: str, pepnet_cli, tmp_
     assert result.stderr.strip().splitlines()[-1].startswith("error: topic test.none.impressions")
 
 
-def test_two_workers_share_the_partitions(pipeline_config: PipelineConfig, tmp_path: Path) -> None:
+@ENGINES
+def test_two_workers_share_the_partitions(pipeline_config: PipelineConfig, tmp_path: Path, engine: str) -> None:
     n = 3000
     simulator, truth = ground_truth(pipeline_config, n)
-    config_path = write_worker_config(pipeline_config, tmp_path, "shared")
+    config_path = write_worker_config(pipeline_config, tmp_path, "shared", engine)
     workers = [WorkerProcess(config_path), WorkerProcess(config_path)]
     try:
         for worker in workers:
@@ -238,3 +269,27 @@ def test_two_workers_share_the_partitions(pipeline_config: PipelineConfig, tmp_p
             worker.stop()
     assert by_id(samples) == truth  # a rebalance may duplicate a sample, never change or lose one
     assert all(c > 0 for c in consumed) and sum(consumed) >= n
+
+
+def test_switching_engines_keeps_the_state(pipeline_config: PipelineConfig, tmp_path: Path) -> None:
+    """faust stops halfway (SIGTERM), the kafka engine goes on from its commits and its state records."""
+    n = 3000
+    simulator, truth = ground_truth(pipeline_config, n)
+    writer = EventLogWriter(pipeline_config.kafka)
+    total = writer.send_events(simulator.events(n))
+    writer.flush()
+    first = WorkerProcess(write_worker_config(pipeline_config, tmp_path, "switch", "faust"))
+    try:
+        first.wait_consumed(total // 2)
+    finally:
+        first.stop()
+    before_switch = read_topic(pipeline_config.kafka, pipeline_config.kafka.topics.samples.name, 4)
+    assert 0 < len(before_switch) < n
+    second = WorkerProcess(write_worker_config(pipeline_config, tmp_path, "switch", "kafka"))
+    try:
+        samples = read_samples(pipeline_config, "samples", n)
+        read_again = second.metric("pepnet_joiner_impressions_consumed_total")
+    finally:
+        second.stop()
+    assert by_id(samples) == truth
+    assert read_again < n  # it resumed from faust's commits instead of reading everything again

@@ -1,0 +1,77 @@
+"""The confluent-kafka engine's Kafka-facing parts against the real broker: the state topic, the
+restore of state records, and a worker that stops (exit 1, one line) when its output is refused."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+from confluent_kafka import Producer
+from confluent_kafka.admin import ConfigResource
+
+from stream.config import PipelineConfig
+from stream.errors import UserError
+from stream.joiner.consumer_loop import ensure_changelog_topic, read_state
+from stream.joiner.event_log import EventLogWriter
+from stream.joiner.state import changelog_topic_name, encode_state_record
+from stream.kafka.client_config import producer_config, quiet_admin_client
+from stream.simulator import EventSimulator
+
+pytestmark = pytest.mark.kafka
+
+
+def test_state_topic_is_created_compacted_and_a_wrong_partition_count_is_refused(
+    pipeline_config: PipelineConfig,
+) -> None:
+    kafka = pipeline_config.kafka
+    name = changelog_topic_name(kafka.topics.impressions.name + ".app")
+    ensure_changelog_topic(kafka, name, 4)
+    ensure_changelog_topic(kafka, name, 4)  # idempotent
+    admin = quiet_admin_client(kafka)
+    assert len(admin.list_topics(name, timeout=10).topics[name].partitions) == 4
+    resource = ConfigResource(ConfigResource.Type.TOPIC, name)
+    configs = admin.describe_configs([resource])[resource].result()
+    assert configs["cleanup.policy"].value == "compact"
+    with pytest.raises(UserError, match=f"state topic {name} has 4 partitions but the inputs have 8"):
+        ensure_changelog_topic(kafka, name, 8)
+
+
+def test_read_state_keeps_each_key_s_last_value_and_applies_tombstones(pipeline_config: PipelineConfig) -> None:
+    kafka = pipeline_config.kafka
+    name = changelog_topic_name(kafka.topics.impressions.name + ".restore")
+    ensure_changelog_topic(kafka, name, 4)
+    producer = Producer(producer_config(kafka))
+    writes = [
+        (1, "1:i:a", {"v": 1}), (1, "1:i:b", {"v": 1}), (1, "1:i:a", {"v": 2}), (1, "1:i:b", None),
+        (2, "2:clock", {"v": 9}), (3, "3:i:c", {"v": 1}), (3, "3:i:c", None),
+    ]  # fmt: skip
+    for partition, key, record in writes:
+        state_key, value = encode_state_record(key, record)
+        producer.produce(name, value, state_key, partition=partition)
+    assert producer.flush(30) == 0
+    state = read_state(kafka, name, [0, 1, 2, 3])
+    assert state == {0: [], 1: [("1:i:a", {"v": 2})], 2: [("2:clock", {"v": 9})], 3: []}
+    assert read_state(kafka, name, []) == {}
+
+
+def test_worker_stops_with_one_line_when_the_broker_refuses_its_samples(
+    pipeline_config: PipelineConfig, pepnet_cli, tmp_path
+) -> None:
+    """The samples topic does not exist (auto-creation is off): no commit past the refused output."""
+    kafka = pipeline_config.kafka
+    simulator = EventSimulator(pipeline_config.simulator, pipeline_config.schema)
+    writer = EventLogWriter(kafka)
+    writer.send_events(simulator.events(300))
+    writer.flush()
+    topics = {role: {"name": t.name} for role, t in kafka.topics.by_role().items()}
+    topics["samples"] = {"name": kafka.topics.impressions.name + ".missing"}
+    config = {
+        "kafka": {"bootstrap": kafka.bootstrap, "topics": topics, "producer": {"message.timeout.ms": 3000}},
+        "joiner": {"app_id": kafka.topics.impressions.name + ".refused", "window_ms": 1000, "grace_ms": 100},
+        "monitoring": {"enabled": False},
+    }
+    path = tmp_path / "refused.yaml"
+    path.write_text(yaml.safe_dump(config))
+    result = pepnet_cli("worker", "--config", str(path), timeout=90)
+    assert result.returncode == 1
+    last = result.stderr.strip().splitlines()[-1]
+    assert f"delivery to {topics['samples']['name']} failed" in last and "restart it" in last
