@@ -1,6 +1,6 @@
 """``pepnet demo``: the whole pipeline on this machine in a few minutes.
 
-Local broker -> fresh topics -> simulated impressions and actions -> ``pepnet worker`` (the faust
+Local broker -> fresh topics -> simulated impressions and actions -> ``pepnet worker`` (the
 joiner, a subprocess) -> incremental trainer for a few passes -> a per-pass table, the exported
 model and the run report. The join window is shortened so that a couple of minutes of simulated
 traffic close many windows; everything else is the configured pipeline.

@@ -31,12 +31,13 @@ from confluent_kafka.admin import NewTopic
 from monitoring.joiner_metrics import JoinerMetrics
 from pepnet.schema import FeatureSchema
 from stream.errors import UserError
-from stream.events import encode
+from stream.events import encode_sample
 from stream.joiner.join_processor import JoinProcessor
-from stream.joiner.state import changelog_topic_name, decode_state_record, encode_state_record
+from stream.joiner.state import changelog_topic_name, decode_state_record, encode_state_key
 from stream.joiner_config import JoinerConfig
 from stream.kafka.client_config import consumer_config, kafka_error_text, producer_config, quiet_admin_client
 from stream.kafka.config import KafkaConfig
+from stream.kafka.topics import wait_visible
 
 IDLE_CHECK_INTERVAL_S = 0.5
 _log = logging.getLogger(__name__)
@@ -162,16 +163,16 @@ class JoinerConsumeLoop:
         if out is None:
             return
         for key, record in out.changes:
-            state_key, value = encode_state_record(key, record)
-            self._produce(self.changelog_topic, value, state_key, partition=partition)
+            self._produce(self.changelog_topic, record, encode_state_key(key), partition=partition)
         generation = self.processor.generation
         for emitted in out.emitted:
             sample = emitted.sample
+            value = encode_sample(sample, emitted.impression_json)
             if emitted.state_key is None:
-                self._produce(self.samples_topic, encode(sample), sample.key())
+                self._produce(self.samples_topic, value, sample.key())
             else:
                 on_acked = partial(self._on_sample_delivered, partition, emitted.state_key, generation)
-                self._produce(self.samples_topic, encode(sample), sample.key(), on_delivery=on_acked)
+                self._produce(self.samples_topic, value, sample.key(), on_delivery=on_acked)
         self.samples_sent += len(out.emitted)
 
     def _on_delivered(self, error: KafkaError | None, message: Message) -> None:
@@ -193,7 +194,7 @@ class JoinerConsumeLoop:
         joiners = self.processor.joiners
         for partition, key in confirmed:
             if partition in joiners:
-                self._produce(self.changelog_topic, None, encode_state_record(key, None)[0], partition=partition)
+                self._produce(self.changelog_topic, None, encode_state_key(key), partition=partition)
 
     def _raise_delivery_error(self) -> None:
         if self._delivery_error is not None:
@@ -263,8 +264,19 @@ class JoinerConsumeLoop:
                 self._flush(partition)
 
     def _high_watermark(self, topic: str, partition: int) -> int | None:
+        """The end offset of an input partition: the one cached from the last fetch when it shows
+        unread input (the usual answer while a backlog is worked off), else asked of the broker."""
+        tp = TopicPartition(topic, partition)
+        clock = self.processor.joiners[partition].clock
+        applied = clock.impressions_offset if topic == self.impressions_topic else clock.actions_offset
+        applied = max(applied, self.processor.activity[partition].last_read_offset.get(topic, -1))
         try:
-            return self.consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=5)[1]
+            # The cached end is a lower bound of the real one: beyond what was applied, it proves
+            # unread input without a broker round trip (tens of ms each under load).
+            cached = self.consumer.get_watermark_offsets(tp, cached=True)[1]
+            if cached > applied + 1:
+                return cached
+            return self.consumer.get_watermark_offsets(tp, timeout=5)[1]
         except KafkaException:
             return None
 
@@ -292,6 +304,7 @@ def ensure_changelog_topic(kafka: KafkaConfig, name: str, partitions: int) -> No
     except KafkaException as e:
         if e.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:  # another worker created it first
             raise UserError(f"creating state topic {name} failed: {kafka_error_text(e)}") from None
+    wait_visible(admin, {name: partitions}, 30)
 
 
 def read_state(

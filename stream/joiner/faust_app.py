@@ -175,7 +175,19 @@ class JoinerApp:
     # -- rebalance, recovery, idle close ----------------------------------------------------
 
     async def _rebuild_joiners(self) -> None:
-        """After changelog recovery: rebuild every assigned partition's joiner from the table."""
+        """After changelog recovery: rebuild every assigned partition's joiner from the table.
+
+        Also suspends faust's flow control until faust resumes it at the end of its recovery.
+        faust (0.15.3, ``Recovery.on_recovery_completed`` in faust/tables/recovery.py) calls this
+        callback, then resumes the input partitions and awaits ``consumer.perform_seek()`` with the
+        fetcher running, and only then calls ``app.flow_control.resume()``, which empties every
+        stream queue (they are ``clear_on_resume``: mode.utils.queues.FlowControlEvent.resume).
+        Records fetched during the seek were dropped there, after the consumer had counted them
+        as read, so they never came again: events lost after a restart or a rebalance under live
+        input. Suspended, faust's conductor holds them (it awaits the flow before putting a record
+        in a queue) until that resume, so the queues are empty when they are cleared.
+        """
+        self.app.flow_control.suspend()
         assigned = {tp.partition for tp in self.app.consumer.assignment() if tp.topic == self.impressions_topic}
         self.processor.rebuild(assigned)
 

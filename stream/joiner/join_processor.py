@@ -84,7 +84,7 @@ class JoinProcessor:
             if topic == self.impressions_topic:
                 impression = self.validator.impression(value, key, self.wall_clock_ms())
                 self.metrics.impressions_consumed.inc()
-                joiner.on_impression(impression, offset)
+                joiner.on_impression(impression, offset, value)
             elif topic == self.actions_topic:
                 action = self.validator.action(value, key, self.wall_clock_ms())
                 self.metrics.actions_consumed.inc()

@@ -31,12 +31,14 @@ from stream.joiner.state import (
     NO_TIME,
     PendingImpression,
     StreamClock,
+    as_record,
     clock_key,
     early_key,
+    encode_record,
     pending_key,
 )
 
-StateChange = tuple[str, dict[str, Any] | None]  # (key, record) or (key, None) = delete
+StateChange = tuple[str, bytes | None]  # (key, JSON record) or (key, None) = delete
 
 
 @dataclass
@@ -45,6 +47,7 @@ class EmittedSample:
 
     sample: LabelledSample
     state_key: str | None  # None: nothing pending to delete (pre-labelled or late impression)
+    impression_json: bytes | None = None  # the impression as read, for stream.events.encode_sample
 
 
 @dataclass
@@ -90,9 +93,10 @@ class PartitionJoiner:
         tasks: list[str],
         window_ms: int,
         grace_ms: int,
-        records: Iterable[tuple[str, dict[str, Any]]],
+        records: Iterable[tuple[str, dict[str, Any] | bytes]],
     ) -> PartitionJoiner:
-        """Rebuild a joiner, including its close heaps, from the table records of ``partition``."""
+        """Rebuild a joiner, including its close heaps, from the state records of ``partition``
+        (decoded, or JSON bytes as :meth:`drain` wrote them)."""
         joiner = cls(partition, tasks, window_ms, grace_ms)
         prefix = f"{partition}:"
         for key, record in records:
@@ -100,13 +104,13 @@ class PartitionJoiner:
                 continue
             kind = key[len(prefix) :].split(":", 1)
             if kind[0] == "clock":
-                joiner.clock = StreamClock.from_record(record)
+                joiner.clock = StreamClock.from_record(as_record(record))
             elif kind[0] == "i":
                 pending = PendingImpression.from_record(record)
                 joiner.pending[pending.impression.impression_id] = pending
                 heapq.heappush(joiner._deadlines, (joiner._deadline(pending.impression), kind[1]))
             elif kind[0] == "a":
-                actions = {(a, t) for a, t in record["actions"]}
+                actions = {(a, t) for a, t in as_record(record)["actions"]}
                 joiner.early[kind[1]] = actions
                 heapq.heappush(joiner._early_expiry, (min(t for _, t in actions) + grace_ms, kind[1]))
         for impression_id in [i for i in joiner.early if i in joiner.pending]:
@@ -122,8 +126,12 @@ class PartitionJoiner:
 
     # -- input ------------------------------------------------------------------------------
 
-    def on_impression(self, impression: Impression, offset: int) -> None:
-        """Apply one valid impression read at ``offset`` of impressions partition p."""
+    def on_impression(self, impression: Impression, offset: int, impression_json: bytes = b"") -> None:
+        """Apply one valid impression read at ``offset`` of impressions partition p.
+
+        ``impression_json``: its JSON object as read (validated), reused in the state record and
+        the sample instead of encoding the impression again; empty = encode it.
+        """
         clock = self.clock
         if offset <= clock.impressions_offset:
             self._out.counts["replayed_skipped"] += 1
@@ -132,7 +140,7 @@ class PartitionJoiner:
         self._clock_dirty = True
         if impression.labels is not None:
             # Pre-labelled input takes no part in the join, not even in the stream time.
-            self._emit_prelabelled(impression)
+            self._emit_prelabelled(impression, impression_json)
             return
         on_time = clock.impressions_time_ms == NO_TIME or (
             impression.event_time_ms >= clock.impressions_time_ms - self.grace_ms
@@ -142,9 +150,9 @@ class PartitionJoiner:
         if impression_id in self.pending:
             self._out.counts["duplicate_impressions"] += 1
         elif not on_time:
-            self._emit_late_impression(impression)
+            self._emit_late_impression(impression, impression_json)
         else:
-            pending = PendingImpression(impression)
+            pending = PendingImpression(impression, impression_json=impression_json)
             self.pending[impression_id] = pending
             early = self.early.pop(impression_id, None)
             for task, time_ms in sorted(early or ()):
@@ -204,13 +212,13 @@ class PartitionJoiner:
         out = self._out
         out.changes = self._changes
         if self._clock_dirty:
-            out.changes.append((clock_key(self.partition), self.clock.to_record()))
+            out.changes.append((clock_key(self.partition), encode_record(self.clock.to_record())))
             self._clock_dirty = False
         self._out = JoinOutput()
         self._changes = []
         return out
 
-    def _put(self, key: str, record: dict[str, Any] | None) -> None:
+    def _put(self, key: str, record: bytes | None) -> None:
         # Coalesce only a repeat of the last write. Keeping a key at its first position with its
         # last value (a dict) let an early-action tombstone overtake the impression record that
         # absorbed those actions: a crash between them lost the actions.
@@ -251,7 +259,7 @@ class PartitionJoiner:
             return
         actions.add((action.action, action.event_time_ms))
         heapq.heappush(self._early_expiry, (expiry, action.impression_id))
-        self._put(early_key(self.partition, action.impression_id), {"actions": sorted(actions)})
+        self._put(early_key(self.partition, action.impression_id), encode_record({"actions": sorted(actions)}))
 
     def _expire_early_actions(self) -> None:
         stream_time = self.clock.impressions_time_ms
@@ -281,7 +289,8 @@ class PartitionJoiner:
                 labels[task] = 1
             join = JoinInfo(self.window_ms, len(pending.actions), deadline, "join")
             sample = LabelledSample(impression_id, pending.impression, labels, join)
-            self._out.emitted.append(EmittedSample(sample, pending_key(self.partition, impression_id)))
+            key = pending_key(self.partition, impression_id)
+            self._out.emitted.append(EmittedSample(sample, key, pending.impression_json))
             self._recent[impression_id] = deadline
             self._recent_order.append((deadline, impression_id))
 
@@ -291,17 +300,18 @@ class PartitionJoiner:
         while order and order[0][0] < horizon:
             self._recent.pop(order.popleft()[1], None)
 
-    def _emit_prelabelled(self, impression: Impression) -> None:
+    def _emit_prelabelled(self, impression: Impression, impression_json: bytes) -> None:
         labels = dict(impression.labels or {})
         sample = LabelledSample(
             impression.impression_id, impression, labels, JoinInfo(0, 0, impression.event_time_ms, "prelabelled")
         )
-        self._out.emitted.append(EmittedSample(sample, None))
+        self._out.emitted.append(EmittedSample(sample, None, impression_json or None))
         self._out.counts["prelabelled"] += 1
 
-    def _emit_late_impression(self, impression: Impression) -> None:
+    def _emit_late_impression(self, impression: Impression, impression_json: bytes) -> None:
         join = JoinInfo(self.window_ms, 0, self._deadline(impression), "late_impression")
-        self._out.emitted.append(EmittedSample(LabelledSample(impression.impression_id, impression, {}, join), None))
+        sample = LabelledSample(impression.impression_id, impression, {}, join)
+        self._out.emitted.append(EmittedSample(sample, None, impression_json or None))
         self._out.counts["late_impressions"] += 1
         if impression.impression_id in self.early:
             self._drop_early(impression.impression_id, "late_actions")

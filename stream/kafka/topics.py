@@ -77,7 +77,7 @@ def create_topics(config: KafkaConfig, timeout_s: float = 30.0) -> list[TopicOut
                 error = e.args[0]
                 if error.code() != KafkaError.TOPIC_ALREADY_EXISTS:  # a concurrent create is fine
                     raise UserError(f"creating topic {name} failed: {kafka_error_text(e)}") from None
-        _wait_visible(admin, {t.name: t.configured_partitions for t in missing}, timeout_s)
+        wait_visible(admin, {t.name: t.configured_partitions for t in missing}, timeout_s)
     return [TopicOutcome(t.role, t.name, t.configured_partitions, t.name in created) for t in topics]
 
 
@@ -130,7 +130,7 @@ def _partition_count(metadata: ClusterMetadata, name: str) -> int | None:
     return len(topic.partitions)
 
 
-def _wait_visible(admin: AdminClient, expected: dict[str, int], timeout_s: float) -> None:
+def wait_visible(admin: AdminClient, expected: dict[str, int], timeout_s: float) -> None:
     """Wait until the broker's metadata shows every new topic with all partitions led."""
     deadline = time.monotonic() + timeout_s
     while True:

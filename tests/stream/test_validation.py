@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from stream.config import load_config
 from stream.events import Action, Impression, encode
@@ -116,3 +118,31 @@ def test_labels_must_be_known_tasks_with_binary_values(validator: EventValidator
         with pytest.raises(InvalidEvent) as info:
             validator.impression(raw, None, NOW_MS)
         assert info.value.code == code
+
+
+_SCHEMA_VALIDATOR = EventValidator(load_config(environ={}).schema)
+_SPARSE_VALUES = st.one_of(
+    st.integers(min_value=-(2**64), max_value=2**64),
+    st.text(max_size=140),
+    st.booleans(),
+    st.floats(allow_nan=True),
+    st.none(),
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.dictionaries(
+        st.sampled_from(["tag", "video_type", "hour_of_day", "music_type", "bogus"]),
+        st.one_of(_SPARSE_VALUES, st.lists(st.one_of(_SPARSE_VALUES, st.lists(st.integers())), max_size=12)),
+        max_size=5,
+    )
+)
+def test_the_fast_sparse_check_accepts_exactly_what_the_precise_one_accepts(sparse: dict) -> None:
+    validator = _SCHEMA_VALIDATOR
+    try:
+        validator._sparse_slow_check(sparse)
+        valid = True
+    except InvalidEvent:
+        valid = False
+    assert validator._sparse_fast_check(sparse) == valid
