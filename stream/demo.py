@@ -20,7 +20,6 @@ from pathlib import Path
 from monitoring.run_log import PassRecord
 from stream.config import PROJECT_ROOT, PipelineConfig, load_config
 from stream.errors import UserError
-from stream.joiner.event_log import WORKER_READABLE_COMPRESSION
 from stream.kafka.config import TopicsConfig
 from stream.trainer.loop import IncrementalTrainer, RunOptions, TrainerPaths
 
@@ -57,12 +56,7 @@ def demo_overrides(stamp: str, bootstrap: str) -> dict:
         role: {"name": f"demo.{stamp}.{role}", "settings": {"retention.ms": "-1"}} for role in TopicsConfig().by_role()
     }
     return {
-        # The simulator's batches must be readable by aiokafka inside the faust worker.
-        "kafka": {
-            "bootstrap": bootstrap,
-            "topics": topics,
-            "producer": {"compression.type": WORKER_READABLE_COMPRESSION},
-        },
+        "kafka": {"bootstrap": bootstrap, "topics": topics},
         "joiner": {"window_ms": DEMO_WINDOW_MS, "grace_ms": DEMO_GRACE_MS, "app_id": f"pepnet-demo-{stamp}"},
         "monitoring": {"trainer_port": 0, "worker_port": 0},
     }

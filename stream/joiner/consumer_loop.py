@@ -315,11 +315,11 @@ def read_state(
     if not partitions:
         return {}
     consumer = Consumer(consumer_config(kafka, f"{topic}-restore", {"enable.auto.commit": False}))
+    deadline = time.monotonic() + timeout_s
     try:
-        ends = {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=30) for p in partitions}
+        ends = {p: _watermarks(consumer, TopicPartition(topic, p), deadline) for p in partitions}
         todo = {p for p, (low, high) in ends.items() if high > low}
         consumer.assign([TopicPartition(topic, p, ends[p][0]) for p in sorted(todo)])
-        deadline = time.monotonic() + timeout_s
         while todo:
             if time.monotonic() > deadline:
                 raise UserError(f"restoring the joiner state from {topic} took over {timeout_s:g} s; is the broker up?")
@@ -338,3 +338,17 @@ def read_state(
     finally:
         consumer.close()
     return {p: list(records.items()) for p, records in state.items()}
+
+
+def _watermarks(consumer: Consumer, tp: TopicPartition, deadline: float) -> tuple[int, int]:
+    """(low, high) offsets of ``tp``, retried while the broker is still electing a leader (a topic
+    created a moment ago, a broker restarting) until ``deadline`` (time.monotonic())."""
+    while True:
+        try:
+            return consumer.get_watermark_offsets(tp, timeout=10)
+        except KafkaException as e:
+            if time.monotonic() > deadline:
+                reason = kafka_error_text(e)
+                raise UserError(f"cannot read the offsets of {tp.topic}[{tp.partition}]: {reason}") from None
+            _log.info("offsets of %s[%d] not available yet (%s); retrying", tp.topic, tp.partition, kafka_error_text(e))
+            time.sleep(0.5)

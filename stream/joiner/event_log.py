@@ -16,10 +16,6 @@ from stream.events import Action, Impression, encode
 from stream.kafka.client_config import consumer_config, producer_config
 from stream.kafka.config import KafkaConfig
 
-# The faust workers read with aiokafka, which decodes lz4/zstd/snappy only with extra packages
-# that are not dependencies of the project; gzip and none work out of the box.
-WORKER_READABLE_COMPRESSION = "gzip"
-
 
 @dataclass(frozen=True)
 class ConsumedMessage:
@@ -37,7 +33,7 @@ class EventLogWriter:
 
     def __init__(self, kafka: KafkaConfig) -> None:
         self.topics = kafka.topics
-        self._producer = Producer(producer_config(kafka, {"compression.type": WORKER_READABLE_COMPRESSION}))
+        self._producer = Producer(producer_config(kafka))
         self.sent = 0
 
     def send_events(self, events: Iterable[Impression | Action]) -> int:
