@@ -103,40 +103,55 @@ def worker_consumed(url: str) -> float:
 
 
 def measure_worker(
-    config_path: Path, engine: str, role: str, events: int, env: dict[str, str], workers: list[subprocess.Popen]
+    config_path: Path,
+    engine: str,
+    role: str,
+    events: int,
+    env: dict[str, str],
+    workers: list[subprocess.Popen],
+    count: int = 1,
 ) -> tuple[float, float]:
-    """Run `pepnet worker --engine <engine>` over the topics until it has read ``events``.
+    """Run ``count`` `pepnet worker --engine <engine>` (one group) until together they read ``events``.
 
-    Returns (events/s, events per CPU s) between its first and last counted event; the worker
-    is left running (in ``workers``) until its samples are read back.
+    Returns (events/s, events per CPU s) between the first and the last counted event; the
+    workers are left running (in ``workers``) until their samples are read back.
     """
     command = [
         sys.executable, "-m", "stream.cli.main", "worker", "--config", str(config_path), "--log-level", "WARNING",
-        "--engine", engine, "--app-id", f"{config_path.parent.name}-{engine}", "--output", role,
+        "--engine", engine, "--app-id", f"{config_path.parent.name}-{engine}-{count}", "--output", role,
     ]  # fmt: skip
-    worker = subprocess.Popen(
-        command, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
-    )
-    workers.append(worker)
-    url = None
-    while url is None:
-        line = worker.stdout.readline()
-        if not line:
-            raise RuntimeError(f"{engine} worker exited before printing its metrics URL")
-        if line.startswith("metrics: "):
-            url = line.split(" ", 1)[1].strip()
-    process = psutil.Process(worker.pid)
+    started = []
+    for _ in range(count):
+        worker = subprocess.Popen(
+            command, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+        )
+        workers.append(worker)
+        started.append(worker)
+    urls = []
+    for worker in started:
+        while True:
+            line = worker.stdout.readline()
+            if not line:
+                raise RuntimeError(f"{engine} worker exited before printing its metrics URL")
+            if line.startswith("metrics: "):
+                urls.append(line.split(" ", 1)[1].strip())
+                break
+    processes = [psutil.Process(worker.pid) for worker in started]
+
+    def cpu() -> float:
+        return sum(sum(process.cpu_times()[:2]) for process in processes)
+
     first = None
     while True:
-        consumed = worker_consumed(url)
+        consumed = sum(worker_consumed(url) for url in urls)
         now = time.perf_counter()
         if consumed > 0 and first is None:
-            first, first_cpu = (now, consumed), sum(process.cpu_times()[:2])
+            first, first_cpu = (now, consumed), cpu()
         if consumed >= events:
-            last_cpu = sum(process.cpu_times()[:2])
+            last_cpu = cpu()
             break
-        if worker.poll() is not None:
-            raise RuntimeError(f"{engine} worker exited with {worker.returncode}")
+        if any(worker.poll() is not None for worker in started):
+            raise RuntimeError(f"a {engine} worker exited early")
         time.sleep(0.1)
     counted = consumed - first[1]
     return counted / (now - first[0]), counted / (last_cpu - first_cpu)
@@ -172,6 +187,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--impressions", type=int, default=200_000)
     parser.add_argument("--bootstrap", default="", help="existing broker (default: start a local one)")
+    parser.add_argument("--workers", type=int, default=0, help="also measure N kafka-engine workers in one group")
     parser.add_argument("--floor", nargs=4, metavar=("BOOTSTRAP", "TOPICS", "EVENTS", "DIR"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.floor:  # child process of the measurement below
@@ -237,6 +253,11 @@ def main() -> int:
                       f"(faust floor / raw consume {floor_rate / raw_rate:.1%})")  # fmt: skip
             failures += check_samples(config, simulator, getattr(config.kafka.topics, role).name, args.impressions)
             stop(workers.pop())
+        if args.workers > 1:  # scale-out: the same input into the replay topic, read once more
+            rate, cpu_rate = measure_worker(config_path, "kafka", "samples_replay", events, env, workers, args.workers)
+            label = f"{args.workers} workers (kafka engine, one group)"
+            print(f"{label:<38}{rate:>10,.0f} events/s  ({cpu_rate:,.0f} events per CPU s)")
+            print(f"  ratio workers / raw consume         {rate / raw_rate:>10.1%}")
         return 1 if failures else 0
     finally:
         for worker in workers:

@@ -74,9 +74,7 @@ def test_mounted_monitoring_files_exist(resolved):
 
 
 def test_published_ports_bind_loopback_only(resolved):
-    published = [
-        port for service in resolved["services"].values() for port in service.get("ports", [])
-    ]
+    published = [port for service in resolved["services"].values() for port in service.get("ports", [])]
     assert published
     for port in published:
         text = port if isinstance(port, str) else f"{port.get('host_ip', '')}:{port.get('published')}"

@@ -57,9 +57,7 @@ def producer_config(config: KafkaConfig, overrides: Mapping[str, Any] | None = N
     return {**PRODUCER_DEFAULTS, **_base(config), **config.producer, **(overrides or {})}
 
 
-def consumer_config(
-    config: KafkaConfig, group_id: str, overrides: Mapping[str, Any] | None = None
-) -> dict[str, Any]:
+def consumer_config(config: KafkaConfig, group_id: str, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Settings for ``confluent_kafka.Consumer`` in consumer group ``group_id``."""
     if not group_id:
         raise ValueError("group_id must not be empty")

@@ -23,8 +23,7 @@ class TopicConfig:
     def __post_init__(self) -> None:
         if self.name and (len(self.name) > _MAX_TOPIC_NAME or not set(self.name) <= _TOPIC_NAME_CHARS):
             raise ValueError(
-                f"name must use only letters, digits, '.', '_', '-' (at most {_MAX_TOPIC_NAME}), "
-                f"got {self.name!r}"
+                f"name must use only letters, digits, '.', '_', '-' (at most {_MAX_TOPIC_NAME}), got {self.name!r}"
             )
         if self.name in (".", ".."):
             raise ValueError(f"name cannot be {self.name!r}")

@@ -64,9 +64,7 @@ def test_invalid_yaml_and_missing_file(tmp_path):
 
 
 def test_environment_overrides_leaf_keys():
-    config = load_config(
-        environ={"PEPNET_KAFKA_BOOTSTRAP": "broker:9092", "PEPNET_TRAINER_BATCH_SIZE": "128"}
-    )
+    config = load_config(environ={"PEPNET_KAFKA_BOOTSTRAP": "broker:9092", "PEPNET_TRAINER_BATCH_SIZE": "128"})
     assert config.kafka.bootstrap == "broker:9092"
     assert config.trainer.batch_size == 128
 
