@@ -81,7 +81,6 @@ class JoinerConsumeLoop:
             overrides["stats_cb"] = metrics.consumer_lag.update_from_stats
         self.consumer = Consumer(consumer_config(kafka, joiner.app_id, overrides))
         self.producer = Producer(producer_config(kafka, {"on_delivery": self._on_delivered}))
-        self.samples_sent = 0
         self._uncommitted: dict[tuple[str, int], int] = {}  # (topic, partition) -> next offset to read
         self._confirmed: list[tuple[int, str]] = []  # (partition, state key) whose sample was acked
         self._prefetched: dict[int, StateRecords] = {}  # restored records, consumed by the processor
@@ -173,7 +172,6 @@ class JoinerConsumeLoop:
             else:
                 on_acked = partial(self._on_sample_delivered, partition, emitted.state_key, generation)
                 self._produce(self.samples_topic, value, sample.key(), on_delivery=on_acked)
-        self.samples_sent += len(out.emitted)
 
     def _on_delivered(self, error: KafkaError | None, message: Message) -> None:
         if error is not None and self._delivery_error is None:

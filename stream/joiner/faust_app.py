@@ -84,7 +84,6 @@ class JoinerApp:
             self.impressions_topic, self.actions_topic, key_serializer="raw", value_serializer="raw"
         )
         self.changelog_topic = self.table.changelog_topic.get_topic_name()
-        self.samples_sent = 0
         self._producer: Any = None  # faust's AIOKafkaProducer, known once the app runs
         self._confirmed: dict[int, list[str]] = {}  # partition -> state keys whose samples were acked
         self.app.agent(self.source, name="join")(self._join_agent)
@@ -145,7 +144,6 @@ class JoinerApp:
             delivery = await self._send(self.samples_topic, sample.key(), encode(sample), None)
             if emitted.state_key is not None:
                 delivery.add_done_callback(self._on_sample_delivered(partition, emitted.state_key, generation))
-        self.samples_sent += len(out.emitted)
 
     async def _write_changes(self, partition: int, changes: list[StateChange]) -> None:
         data = self.table.data
