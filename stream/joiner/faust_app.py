@@ -27,11 +27,11 @@ from faust.types import TP, EventT
 
 from monitoring.joiner_metrics import JoinerMetrics
 from pepnet.schema import FeatureSchema
-from stream.events import encode
+from stream.events import encode_sample
 from stream.joiner.broker_credentials import faust_broker_credentials
 from stream.joiner.join_processor import JoinProcessor
 from stream.joiner.partition_joiner import StateChange
-from stream.joiner.state import STATE_TABLE, encode_state_record
+from stream.joiner.state import STATE_TABLE, encode_state_key
 from stream.joiner_config import JoinerConfig
 from stream.kafka.config import KafkaConfig
 
@@ -141,7 +141,8 @@ class JoinerApp:
         generation = self.processor.generation
         for emitted in out.emitted:
             sample = emitted.sample
-            delivery = await self._send(self.samples_topic, sample.key(), encode(sample), None)
+            value = encode_sample(sample, emitted.impression_json)
+            delivery = await self._send(self.samples_topic, sample.key(), value, None)
             if emitted.state_key is not None:
                 delivery.add_done_callback(self._on_sample_delivered(partition, emitted.state_key, generation))
 
@@ -152,7 +153,7 @@ class JoinerApp:
                 data.pop(key, None)
             else:
                 data[key] = record
-            await self._send(self.changelog_topic, *encode_state_record(key, record), partition)
+            await self._send(self.changelog_topic, encode_state_key(key), record, partition)
 
     def _on_sample_delivered(self, partition: int, key: str, generation: int) -> Callable[[Any], None]:
         def on_delivered(future: asyncio.Future[Any]) -> None:

@@ -92,12 +92,6 @@ def changelog_topic_name(app_id: str) -> str:
     return f"{app_id}-{STATE_TABLE}-changelog"
 
 
-def encode_state_record(key: str, record: dict[str, Any] | bytes | None) -> tuple[bytes, bytes | None]:
-    """A state change as a changelog message: JSON key and value; ``None`` (a tombstone) deletes the key."""
-    value = record if record is None or isinstance(record, bytes) else encode_record(record)
-    return encode_state_key(key), value
-
-
 def encode_state_key(key: str) -> bytes:
     """A state key as a changelog message key (JSON string)."""
     return _ENCODER.encode(key).encode()

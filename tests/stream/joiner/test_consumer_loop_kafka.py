@@ -12,7 +12,7 @@ from stream.config import PipelineConfig
 from stream.errors import UserError
 from stream.joiner.consumer_loop import ensure_changelog_topic, read_state
 from stream.joiner.event_log import EventLogWriter
-from stream.joiner.state import changelog_topic_name, encode_state_record
+from stream.joiner.state import changelog_topic_name, encode_record, encode_state_key
 from stream.kafka.client_config import producer_config, quiet_admin_client
 from stream.simulator import EventSimulator
 
@@ -45,8 +45,8 @@ def test_read_state_keeps_each_key_s_last_value_and_applies_tombstones(pipeline_
         (2, "2:clock", {"v": 9}), (3, "3:i:c", {"v": 1}), (3, "3:i:c", None),
     ]  # fmt: skip
     for partition, key, record in writes:
-        state_key, value = encode_state_record(key, record)
-        producer.produce(name, value, state_key, partition=partition)
+        value = None if record is None else encode_record(record)
+        producer.produce(name, value, encode_state_key(key), partition=partition)
     assert producer.flush(30) == 0
     state = read_state(kafka, name, [0, 1, 2, 3])
     assert state == {0: [], 1: [("1:i:a", {"v": 2})], 2: [("2:clock", {"v": 9})], 3: []}

@@ -11,7 +11,7 @@ from monitoring.joiner_metrics import JoinerMetrics
 from stream.config import load_config
 from stream.events import Action, Impression, encode
 from stream.joiner.join_processor import JoinProcessor
-from stream.joiner.state import decode_state_record, encode_state_record
+from stream.joiner.state import decode_state_record, encode_state_key
 from stream.validation import REASONS
 
 T0 = 1_700_000_000_000
@@ -87,7 +87,7 @@ def test_restore_reads_the_partition_records_and_rebuild_bumps_the_generation() 
     source = make_processor()
     source.apply(IMPRESSIONS, 3, 0, b"7", encode(impression(1, T0)), -1)
     # What an engine writes to the changelog, read back through the wire encoding.
-    records = [decode_state_record(*encode_state_record(k, r)) for k, r in source.drain(3).changes]
+    records = [decode_state_record(encode_state_key(k), r) for k, r in source.drain(3).changes]
     p = make_processor({3: records})
     generation = p.generation
     p.rebuild([3])
