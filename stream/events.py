@@ -75,7 +75,7 @@ class LabelledSample:
 
 def encode(event: Impression | Action | LabelledSample) -> bytes:
     """Compact JSON bytes of an event."""
-    return _ENCODER.encode(to_dict(event)).encode()
+    return compact_json(to_dict(event))
 
 
 def to_dict(event: Impression | Action | LabelledSample) -> dict[str, Any]:
@@ -97,13 +97,17 @@ def encode_sample(sample: LabelledSample, impression_json: bytes | None = None) 
     ``3``, where the validated impression holds ``3.0``)."""
     if impression_json is None:
         return encode(sample)
-    dumps = _ENCODER.encode
     return b"".join((
-        b'{"sample_id":', dumps(sample.sample_id).encode(),
+        b'{"sample_id":', compact_json(sample.sample_id),
         b',"impression":', impression_json,
-        b',"labels":', dumps(sample.labels).encode(),
-        b',"join":', dumps(vars(sample.join)).encode(), b"}",
+        b',"labels":', compact_json(sample.labels),
+        b',"join":', compact_json(vars(sample.join)), b"}",
     ))  # fmt: skip
+
+
+def compact_json(value: Any) -> bytes:
+    """JSON bytes without spaces (the encoding of everything the pipeline writes)."""
+    return _ENCODER.encode(value).encode()
 
 
 _ENCODER = json.JSONEncoder(separators=(",", ":"))

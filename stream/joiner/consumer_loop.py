@@ -32,17 +32,16 @@ from monitoring.joiner_metrics import JoinerMetrics
 from pepnet.schema import FeatureSchema
 from stream.errors import UserError
 from stream.events import encode_sample
-from stream.joiner.join_processor import JoinProcessor
+from stream.joiner.join_processor import IDLE_CHECK_INTERVAL_S, JoinProcessor
 from stream.joiner.state import changelog_topic_name, decode_state_record, encode_state_key
 from stream.joiner_config import JoinerConfig
 from stream.kafka.client_config import consumer_config, kafka_error_text, producer_config, quiet_admin_client
 from stream.kafka.config import KafkaConfig
 from stream.kafka.topics import wait_visible
 
-IDLE_CHECK_INTERVAL_S = 0.5
 _log = logging.getLogger(__name__)
 
-StateRecords = list[tuple[str, dict[str, Any]]]
+PartitionRecords = list[tuple[str, dict[str, Any]]]  # one changelog partition's live records
 
 
 class DeliveryFailed(RuntimeError):
@@ -61,7 +60,6 @@ class JoinerConsumeLoop:
         wall_clock_ms: Callable[[], int] = lambda: int(time.time() * 1000),
     ) -> None:
         self.kafka = kafka
-        self.config = joiner
         self.settings = joiner.loop
         self.partitions = kafka.topics.impressions.partitions
         self.changelog_topic = changelog_topic_name(joiner.app_id)
@@ -82,8 +80,7 @@ class JoinerConsumeLoop:
         self.consumer = Consumer(consumer_config(kafka, joiner.app_id, overrides))
         self.producer = Producer(producer_config(kafka, {"on_delivery": self._on_delivered}))
         self._uncommitted: dict[tuple[str, int], int] = {}  # (topic, partition) -> next offset to read
-        self._confirmed: list[tuple[int, str]] = []  # (partition, state key) whose sample was acked
-        self._prefetched: dict[int, StateRecords] = {}  # restored records, consumed by the processor
+        self._prefetched: dict[int, PartitionRecords] = {}  # restored records, consumed by the processor
         self._delivery_error: str | None = None
         self._stopping = False
 
@@ -107,7 +104,7 @@ class JoinerConsumeLoop:
                 if messages:
                     self._apply_batch(messages)
                 self.producer.poll(0)
-                self._write_confirmed_deletions()
+                self._write_deletions()
                 self._raise_delivery_error()
                 now = time.monotonic()
                 if now >= next_idle_check:
@@ -182,17 +179,13 @@ class JoinerConsumeLoop:
     ) -> None:
         if error is not None:
             self._on_delivered(error, message)
-        elif generation == self.processor.generation:
-            # A rebuilt joiner (rebalance) owns the record now and will re-emit the same sample.
-            self._confirmed.append((partition, key))
+        else:
+            self.processor.sample_acknowledged(partition, key, generation)
 
-    def _write_confirmed_deletions(self) -> None:
+    def _write_deletions(self) -> None:
         """Delete the records of pending impressions whose samples the broker has acknowledged."""
-        confirmed, self._confirmed = self._confirmed, []
-        joiners = self.processor.joiners
-        for partition, key in confirmed:
-            if partition in joiners:
-                self._produce(self.changelog_topic, None, encode_state_key(key), partition=partition)
+        for partition, key in self.processor.take_deletions():
+            self._produce(self.changelog_topic, None, encode_state_key(key), partition=partition)
 
     def _raise_delivery_error(self) -> None:
         if self._delivery_error is not None:
@@ -210,7 +203,7 @@ class JoinerConsumeLoop:
         if remaining:
             _log.warning("%d output messages not acknowledged after 30 s: offsets not committed yet", remaining)
             return
-        self._write_confirmed_deletions()  # not needed for correctness; fewer duplicates after a crash
+        self._write_deletions()  # not needed for correctness; fewer duplicates after a crash
         offsets = [TopicPartition(t, p, o) for (t, p), o in self._uncommitted.items()]
         try:
             self.consumer.commit(offsets=offsets, asynchronous=False)
@@ -246,7 +239,7 @@ class JoinerConsumeLoop:
             self.processor.activity.pop(tp.partition, None)
         self.processor.drop(tp.partition for tp in partitions if tp.topic == self.impressions_topic)
 
-    def _state_records(self, partition: int) -> StateRecords:
+    def _state_records(self, partition: int) -> PartitionRecords:
         records = self._prefetched.pop(partition, None)
         if records is None:
             records = read_state(self.kafka, self.changelog_topic, [partition])[partition]
@@ -257,17 +250,14 @@ class JoinerConsumeLoop:
     def _idle_close(self) -> None:
         """Close a partition's pending impressions once both inputs are read to the end and silent."""
         for partition in self.processor.idle_partitions():
-            if self.processor.caught_up(partition, partial(self._high_watermark, partition=partition)):
+            if self.processor.caught_up(partition, partial(self._end_offset, partition)):
                 self.processor.joiners[partition].close_all()
                 self._flush(partition)
 
-    def _high_watermark(self, topic: str, partition: int) -> int | None:
+    def _end_offset(self, partition: int, topic: str, applied: int) -> int | None:
         """The end offset of an input partition: the one cached from the last fetch when it shows
         unread input (the usual answer while a backlog is worked off), else asked of the broker."""
         tp = TopicPartition(topic, partition)
-        clock = self.processor.joiners[partition].clock
-        applied = clock.impressions_offset if topic == self.impressions_topic else clock.actions_offset
-        applied = max(applied, self.processor.activity[partition].last_read_offset.get(topic, -1))
         try:
             # The cached end is a lower bound of the real one: beyond what was applied, it proves
             # unread input without a broker round trip (tens of ms each under load).
@@ -307,11 +297,11 @@ def ensure_changelog_topic(kafka: KafkaConfig, name: str, partitions: int) -> No
 
 def read_state(
     kafka: KafkaConfig, topic: str, partitions: list[int], timeout_s: float = 300
-) -> dict[int, StateRecords]:
+) -> dict[int, PartitionRecords]:
     """The live records of the given changelog partitions: each key's last value, tombstones applied."""
-    state: dict[int, dict[str, dict[str, Any]]] = {p: {} for p in partitions}
     if not partitions:
         return {}
+    state: dict[int, dict[str, dict[str, Any]]] = {p: {} for p in partitions}
     consumer = Consumer(consumer_config(kafka, f"{topic}-restore", {"enable.auto.commit": False}))
     deadline = time.monotonic() + timeout_s
     try:

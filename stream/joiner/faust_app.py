@@ -29,13 +29,11 @@ from monitoring.joiner_metrics import JoinerMetrics
 from pepnet.schema import FeatureSchema
 from stream.events import encode_sample
 from stream.joiner.broker_credentials import faust_broker_credentials
-from stream.joiner.join_processor import JoinProcessor
+from stream.joiner.join_processor import IDLE_CHECK_INTERVAL_S, JoinProcessor
 from stream.joiner.partition_joiner import StateChange
 from stream.joiner.state import STATE_TABLE, encode_state_key
 from stream.joiner_config import JoinerConfig
 from stream.kafka.config import KafkaConfig
-
-IDLE_CHECK_INTERVAL_S = 0.5
 
 
 class JoinerApp:
@@ -85,7 +83,6 @@ class JoinerApp:
         )
         self.changelog_topic = self.table.changelog_topic.get_topic_name()
         self._producer: Any = None  # faust's AIOKafkaProducer, known once the app runs
-        self._confirmed: dict[int, list[str]] = {}  # partition -> state keys whose samples were acked
         self.app.agent(self.source, name="join")(self._join_agent)
         self.table.on_recover(self._rebuild_joiners)
         self.app.on_partitions_revoked.connect(self._on_revoked)
@@ -101,7 +98,7 @@ class JoinerApp:
                 touched.add(await self._apply(event))
             for partition in touched:
                 await self._flush(partition)
-            await self._write_confirmed_deletions()
+            await self._write_deletions()
 
     async def _apply(self, event: EventT) -> int:
         """Validate and join one message; returns its partition."""
@@ -157,19 +154,15 @@ class JoinerApp:
 
     def _on_sample_delivered(self, partition: int, key: str, generation: int) -> Callable[[Any], None]:
         def on_delivered(future: asyncio.Future[Any]) -> None:
-            # A failed send, or a rebuilt joiner (rebalance) that owns the record now and will
-            # re-emit the same sample: keep the record.
-            if not future.cancelled() and future.exception() is None and generation == self.processor.generation:
-                self._confirmed.setdefault(partition, []).append(key)
+            if not future.cancelled() and future.exception() is None:  # a failed send keeps the record
+                self.processor.sample_acknowledged(partition, key, generation)
 
         return on_delivered
 
-    async def _write_confirmed_deletions(self) -> None:
+    async def _write_deletions(self) -> None:
         """Delete the records of pending impressions whose samples the broker has acknowledged."""
-        confirmed, self._confirmed = self._confirmed, {}
-        for partition, keys in confirmed.items():
-            if partition in self.processor.joiners:
-                await self._write_changes(partition, [(key, None) for key in keys])
+        for partition, key in self.processor.take_deletions():
+            await self._write_changes(partition, [(key, None)])
 
     # -- rebalance, recovery, idle close ----------------------------------------------------
 
@@ -197,7 +190,7 @@ class JoinerApp:
         """Close a partition's pending impressions once both inputs are read to the end and silent."""
         consumer = self.app.consumer
         for partition in self.processor.idle_partitions():
-            if self.processor.caught_up(partition, lambda topic, p=partition: consumer.highwater(TP(topic, p))):
+            if self.processor.caught_up(partition, lambda topic, _, p=partition: consumer.highwater(TP(topic, p))):
                 self.processor.joiners[partition].close_all()
                 await self._flush(partition)
-        await self._write_confirmed_deletions()
+        await self._write_deletions()

@@ -25,6 +25,7 @@ from stream.validation import REASONS, EventValidator, InvalidEvent
 
 _log = logging.getLogger(__name__)
 
+IDLE_CHECK_INTERVAL_S = 0.5  # wall seconds between two idle-close checks, in both engines
 StateRecords = Callable[[int], Iterable[tuple[str, dict[str, Any]]]]  # partition -> its state records
 
 
@@ -67,6 +68,7 @@ class JoinProcessor:
         # Bumped whenever joiners are rebuilt or dropped: acknowledgements of samples emitted by an
         # older joiner must not delete records a newer owner relies on.
         self.generation = 0
+        self._acknowledged: list[tuple[int, str]] = []  # (partition, state key) whose sample was acked
         for reason in REASONS:
             metrics.dead_letter(reason, 0)
 
@@ -163,6 +165,18 @@ class JoinProcessor:
         self._update_pending()
         return out
 
+    def sample_acknowledged(self, partition: int, state_key: str, generation: int) -> None:
+        """The broker acknowledged the sample of pending record ``state_key``, emitted when the
+        processor was at ``generation``: the record may be deleted, unless a rebuilt joiner (a
+        rebalance since) owns it now and will re-emit the same sample."""
+        if generation == self.generation:
+            self._acknowledged.append((partition, state_key))
+
+    def take_deletions(self) -> list[tuple[int, str]]:
+        """The (partition, state key) records to delete now: acknowledged, in partitions still owned."""
+        acknowledged, self._acknowledged = self._acknowledged, []
+        return [(p, key) for p, key in acknowledged if p in self.joiners]
+
     def idle_partitions(self) -> list[int]:
         """Partitions with something pending whose inputs have been silent for ``idle_close_ms``."""
         idle_s = self.config.idle_close_ms / 1000.0
@@ -177,23 +191,27 @@ class JoinProcessor:
                 idle.append(partition)
         return idle
 
-    def caught_up(self, partition: int, high_watermark: Callable[[str], int | None]) -> bool:
-        """Both inputs of ``partition`` applied to their end (``high_watermark(topic)``: next offset)."""
-        joiner = self.joiners[partition]
-        activity = self.activity.setdefault(partition, PartitionActivity())
-        applied = {
-            self.impressions_topic: joiner.clock.impressions_offset,  # restored from the state after a restart
-            self.actions_topic: joiner.clock.actions_offset,
-        }
-        for topic, offset in applied.items():
-            end = high_watermark(topic)
-            if end is None:
-                return False
-            # The read offsets, not the consumer's position: the position runs ahead of what was
-            # applied by the prefetch buffers, and closing on it would close before those actions.
-            if max(activity.last_read_offset.get(topic, -1), offset) + 1 < end:
+    def caught_up(self, partition: int, end_offset: Callable[[str, int], int | None]) -> bool:
+        """Both inputs of ``partition`` applied to their end.
+
+        ``end_offset(topic, applied)``: the partition's end offset (next offset to be written), or
+        any lower bound of it above ``applied + 1`` (proof of unread input), or None if unknown.
+        """
+        for topic in (self.impressions_topic, self.actions_topic):
+            applied = self._applied_offset(partition, topic)
+            end = end_offset(topic, applied)
+            if end is None or applied + 1 < end:
                 return False
         return True
+
+    def _applied_offset(self, partition: int, topic: str) -> int:
+        # The read offsets, not the consumer's position: the position runs ahead of what was
+        # applied by the prefetch buffers, and closing on it would close before those actions.
+        # The clock's offset counts after a restart, before anything is read again.
+        clock = self.joiners[partition].clock
+        offset = clock.impressions_offset if topic == self.impressions_topic else clock.actions_offset
+        activity = self.activity.setdefault(partition, PartitionActivity())
+        return max(activity.last_read_offset.get(topic, -1), offset)
 
     def _update_pending(self) -> None:
         self.metrics.pending_impressions.set(sum(j.pending_count for j in self.joiners.values()))

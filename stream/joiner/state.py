@@ -15,7 +15,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from stream.events import Impression, impression_from_dict
+from stream.events import Impression, compact_json, impression_from_dict
 
 STATE_TABLE = "joiner-state"
 NO_TIME = -1  # no event read yet on that input
@@ -62,11 +62,11 @@ class PendingImpression:
 
     def __post_init__(self) -> None:
         if not self.impression_json:
-            self.impression_json = _ENCODER.encode(vars(self.impression)).encode()
+            self.impression_json = compact_json(vars(self.impression))
 
     def to_record(self) -> bytes:
         """The state record as JSON bytes: ``{"impression": {...}, "actions": [[task, time_ms], ...]}``."""
-        actions = _ENCODER.encode(sorted(self.actions)).encode() if self.actions else b"[]"
+        actions = compact_json(sorted(self.actions)) if self.actions else b"[]"
         return b'{"impression":' + self.impression_json + b',"actions":' + actions + b"}"
 
     @classmethod
@@ -94,12 +94,12 @@ def changelog_topic_name(app_id: str) -> str:
 
 def encode_state_key(key: str) -> bytes:
     """A state key as a changelog message key (JSON string)."""
-    return _ENCODER.encode(key).encode()
+    return compact_json(key)
 
 
 def encode_record(record: dict[str, Any]) -> bytes:
     """A state record (clock, early actions) as JSON bytes."""
-    return _ENCODER.encode(record).encode()
+    return compact_json(record)
 
 
 def decode_state_record(key: bytes, value: bytes | None) -> tuple[str, dict[str, Any] | None]:
@@ -109,7 +109,4 @@ def decode_state_record(key: bytes, value: bytes | None) -> tuple[str, dict[str,
 
 def as_record(record: dict[str, Any] | bytes) -> dict[str, Any]:
     """A record as a dict, whether decoded already (a faust table) or still JSON bytes."""
-    return json.loads(record) if isinstance(record, bytes | str) else record
-
-
-_ENCODER = json.JSONEncoder(separators=(",", ":"))
+    return json.loads(record) if isinstance(record, bytes) else record

@@ -107,10 +107,17 @@ def test_idle_close_needs_silence_and_both_inputs_applied_to_their_end() -> None
     time.sleep(0.06)
     assert p.idle_partitions() == [0]
     ends = {IMPRESSIONS: 1, ACTIONS: 0}
-    assert p.caught_up(0, ends.get)
+    asked: dict[str, int] = {}
+
+    def end_offset(topic: str, applied: int) -> int | None:
+        asked[topic] = applied
+        return ends[topic]
+
+    assert p.caught_up(0, end_offset)
+    assert asked == {IMPRESSIONS: 0, ACTIONS: -1}  # the applied offsets the engine may compare with
     ends[ACTIONS] = 5  # actions not read yet: closing now could miss them
-    assert not p.caught_up(0, ends.get)
-    assert not p.caught_up(0, lambda topic: None)  # end unknown
+    assert not p.caught_up(0, end_offset)
+    assert not p.caught_up(0, lambda topic, applied: None)  # end unknown
     p.joiners[0].close_all()
     assert [e.sample.sample_id for e in p.drain(0).emitted] == ["imp-1"]
     assert p.idle_partitions() == []  # nothing pending any more
@@ -120,3 +127,14 @@ def test_idle_close_off() -> None:
     p = make_processor(idle_close_ms=0)
     p.apply(IMPRESSIONS, 0, 0, b"7", encode(impression(1, T0)), -1)
     assert p.idle_partitions() == []
+
+
+def test_an_acknowledged_sample_s_record_is_deleted_only_by_the_joiner_generation_that_emitted_it() -> None:
+    p = make_processor()
+    p.rebuild([0, 1])
+    p.sample_acknowledged(0, "0:i:a", p.generation)
+    p.sample_acknowledged(1, "1:i:b", p.generation)
+    p.sample_acknowledged(0, "0:i:old", p.generation - 1)  # emitted before a rebalance: kept
+    p.drop([1])  # revoked since: its new owner decides
+    assert p.take_deletions() == [(0, "0:i:a")]
+    assert p.take_deletions() == []
