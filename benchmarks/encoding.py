@@ -23,10 +23,10 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path[:] = [str(REPO_ROOT)] + [e for e in sys.path if Path(e or ".").resolve() != REPO_ROOT / "benchmarks"]
 
 from pepnet.schema import FeatureSchema  # noqa: E402
-from stream.config import load_config  # noqa: E402
-from stream.events import Impression, encode  # noqa: E402
+from stream.config.pipeline import load_config  # noqa: E402
+from stream.events.formats import Impression, encode  # noqa: E402
+from stream.events.validation import EventValidator  # noqa: E402
 from stream.simulator import EventSimulator  # noqa: E402
-from stream.validation import EventValidator  # noqa: E402
 
 _HEADER = struct.Struct("<qqqqB")  # user, item, author, event time ms, domain index
 _INT, _STR, _LIST, _ABSENT = 0, 1, 2, 3

@@ -35,8 +35,8 @@ import psutil  # noqa: E402
 import yaml  # noqa: E402
 from confluent_kafka import Consumer, TopicPartition  # noqa: E402
 
-from stream.config import load_config  # noqa: E402
-from stream.events import decode_sample  # noqa: E402
+from stream.config.pipeline import load_config  # noqa: E402
+from stream.events.formats import decode_sample  # noqa: E402
 from stream.joiner.event_log import EventLogWriter, read_topic  # noqa: E402
 from stream.kafka.client_config import consumer_config  # noqa: E402
 from stream.kafka.config import TopicsConfig  # noqa: E402

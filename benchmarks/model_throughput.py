@@ -19,8 +19,8 @@ import torch
 
 from pepnet.config import ARCHITECTURES
 from pepnet.embedding_lookup import EmbeddingLookup
-from stream.config import load_config
-from stream.evaluation import build_train_step, simulated_batches
+from stream.config.pipeline import load_config
+from stream.evaluation.progressive import build_train_step, simulated_batches
 
 WARMUP_BATCHES = 5
 

@@ -20,8 +20,8 @@ from collections.abc import Callable
 import numpy as np
 
 from pepnet.auc import auc
-from stream.config import load_config
-from stream.events import encode
+from stream.config.pipeline import load_config
+from stream.events.formats import encode
 from stream.simulator import EventSimulator
 
 TARGET_IMPRESSIONS_PER_S = 20_000

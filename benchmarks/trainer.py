@@ -36,9 +36,9 @@ from pepnet.batch import EmbeddedBatch  # noqa: E402
 from pepnet.loss import multitask_loss  # noqa: E402
 from pepnet.model import build_model  # noqa: E402
 from pepnet.model_input import InputShape  # noqa: E402
-from stream.batching import SampleBatcher  # noqa: E402
-from stream.config import PipelineConfig, load_config  # noqa: E402
-from stream.events import sample_from_dict  # noqa: E402
+from stream.config.pipeline import PipelineConfig, load_config  # noqa: E402
+from stream.events.batching import SampleBatcher  # noqa: E402
+from stream.events.formats import sample_from_dict  # noqa: E402
 from stream.kafka.client_config import consumer_config  # noqa: E402
 from stream.kafka.topics import create_topics  # noqa: E402
 from stream.simulator.generator import EventSimulator  # noqa: E402

@@ -70,7 +70,7 @@ def pipeline_config(kafka_broker: str, tmp_path: Path):
 
     Environment variables are ignored so that a developer's PEPNET_* settings cannot leak in.
     """
-    from stream.config import load_config
+    from stream.config.pipeline import load_config
     from stream.kafka.config import TopicsConfig
     from stream.kafka.topics import create_topics
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import argparse
 
-from stream.config import PipelineConfig
+from stream.config.pipeline import PipelineConfig
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``demo`` subcommand to ``subparsers``."""
-    from stream.demo import DemoSettings
+    from stream.demo.pipeline import DemoSettings
 
     defaults = DemoSettings()
     parser = subparsers.add_parser(
@@ -27,8 +27,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace, config: PipelineConfig) -> int:
     """Run ``pepnet demo``; returns the exit code."""
-    from stream.demo import DemoSettings, pass_table, run_demo
-    from stream.errors import UserError
+    from stream.config.errors import UserError
+    from stream.demo.pipeline import DemoSettings, pass_table, run_demo
 
     for option, value in (("--impressions", args.impressions), ("--passes", args.passes),
                           ("--pass-samples", args.pass_samples)):  # fmt: skip

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 
 from pepnet.config import ARCHITECTURES
-from stream.config import PipelineConfig
-from stream.errors import UserError
+from stream.config.errors import UserError
+from stream.config.pipeline import PipelineConfig
 
 DEFAULT_MODELS = "pepnet,shared_bottom,mmoe,epnet_only,ppnet_only"
 
@@ -29,7 +29,7 @@ def run(args: argparse.Namespace, config: PipelineConfig) -> int:
     import torch  # heavy; keep --help fast
     from tqdm import tqdm
 
-    from stream.evaluation import format_markdown, run_evaluation, write_results
+    from stream.evaluation.progressive import format_markdown, run_evaluation, write_results
 
     if args.events <= 0:
         raise UserError(f"--events must be > 0, got {args.events}")

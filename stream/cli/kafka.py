@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from stream.config import PipelineConfig
+from stream.config.pipeline import PipelineConfig
 from stream.kafka.broker import LocalBroker
 from stream.kafka.broker_jars import ensure_broker_jars
 from stream.kafka.client_config import check_reachable

@@ -12,7 +12,7 @@ import importlib
 import logging
 import sys
 
-from stream.errors import UserError
+from stream.config.errors import UserError
 
 COMMAND_MODULES: list[str] = [
     "kafka",
@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
         level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
     )
     try:
-        from stream.config import load_config
+        from stream.config.pipeline import load_config
 
         config = load_config(args.config)
         return int(args.handler(args, config) or 0)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from stream.config import PipelineConfig
+from stream.config.pipeline import PipelineConfig
 
 
 def _offsets(text: str) -> dict[int, int]:
@@ -37,8 +37,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace, config: PipelineConfig) -> int:
     """Run ``pepnet replay``; returns the exit code."""
-    from stream.errors import UserError
-    from stream.replay import ReplayRange, replay
+    from stream.config.errors import UserError
+    from stream.trainer.replay import ReplayRange, replay
 
     try:
         span = ReplayRange(args.from_time, args.to_time, args.from_offsets, args.to_offsets)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from stream.config import PipelineConfig
-from stream.errors import UserError
+from stream.config.errors import UserError
+from stream.config.pipeline import PipelineConfig
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:

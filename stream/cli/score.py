@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from stream.config import PipelineConfig
+from stream.config.pipeline import PipelineConfig
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -30,8 +30,9 @@ def run(args: argparse.Namespace, config: PipelineConfig) -> int:
     import sys
     from pathlib import Path
 
-    from stream.errors import UserError
-    from stream.scoring import ExportedModel, labelled_auc, read_jsonl, read_topic, write_scores
+    from stream.config.errors import UserError
+    from stream.scoring.exported_model import ExportedModel, labelled_auc, write_scores
+    from stream.scoring.inputs import read_jsonl, read_topic
     from stream.trainer.loop import TrainerPaths
 
     if args.limit < 0:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from stream.config import PipelineConfig
+from stream.config.pipeline import PipelineConfig
 from stream.kafka.topics import create_topics, describe_topics
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from stream.config import PipelineConfig
+from stream.config.pipeline import PipelineConfig
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -25,7 +25,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace, config: PipelineConfig) -> int:
     """Run ``pepnet train``; returns the exit code."""
-    from stream.errors import UserError
+    from stream.config.errors import UserError
     from stream.trainer.loop import IncrementalTrainer, RunOptions, TrainerPaths
 
     if args.max_passes < 0:

@@ -14,7 +14,7 @@ from typing import Any
 
 import faust
 
-from stream.errors import UserError
+from stream.config.errors import UserError
 
 PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")

@@ -30,11 +30,11 @@ from confluent_kafka.admin import NewTopic
 
 from monitoring.joiner_metrics import JoinerMetrics
 from pepnet.schema import FeatureSchema
-from stream.errors import UserError
-from stream.events import encode_sample
+from stream.config.errors import UserError
+from stream.events.formats import encode_sample
+from stream.joiner.config import JoinerConfig
 from stream.joiner.join_processor import IDLE_CHECK_INTERVAL_S, JoinProcessor
 from stream.joiner.state import changelog_topic_name, decode_state_record, encode_state_key
-from stream.joiner_config import JoinerConfig
 from stream.kafka.client_config import consumer_config, kafka_error_text, producer_config, quiet_admin_client
 from stream.kafka.config import KafkaConfig
 from stream.kafka.topics import wait_visible

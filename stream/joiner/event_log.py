@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 
-from stream.events import Action, Impression, encode
+from stream.events.formats import Action, Impression, encode
 from stream.kafka.client_config import consumer_config, producer_config
 from stream.kafka.config import KafkaConfig
 

@@ -27,12 +27,12 @@ from faust.types import TP, EventT
 
 from monitoring.joiner_metrics import JoinerMetrics
 from pepnet.schema import FeatureSchema
-from stream.events import encode_sample
+from stream.events.formats import encode_sample
 from stream.joiner.broker_credentials import faust_broker_credentials
+from stream.joiner.config import JoinerConfig
 from stream.joiner.join_processor import IDLE_CHECK_INTERVAL_S, JoinProcessor
 from stream.joiner.partition_joiner import StateChange
 from stream.joiner.state import STATE_TABLE, encode_state_key
-from stream.joiner_config import JoinerConfig
 from stream.kafka.config import KafkaConfig
 
 

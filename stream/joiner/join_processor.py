@@ -17,11 +17,11 @@ from typing import Any
 
 from monitoring.joiner_metrics import JoinerMetrics
 from pepnet.schema import FeatureSchema
-from stream.dead_letters import DeadLetter
+from stream.events.dead_letters import DeadLetter
+from stream.events.validation import REASONS, EventValidator, InvalidEvent
+from stream.joiner.config import JoinerConfig
 from stream.joiner.partition_joiner import JoinOutput, PartitionJoiner
-from stream.joiner_config import JoinerConfig
 from stream.kafka.config import TopicsConfig
-from stream.validation import REASONS, EventValidator, InvalidEvent
 
 _log = logging.getLogger(__name__)
 

@@ -26,7 +26,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from stream.events import Action, Impression, JoinInfo, LabelledSample
+from stream.events.formats import Action, Impression, JoinInfo, LabelledSample
 from stream.joiner.state import (
     NO_TIME,
     PendingImpression,
@@ -47,7 +47,7 @@ class EmittedSample:
 
     sample: LabelledSample
     state_key: str | None  # None: nothing pending to delete (pre-labelled or late impression)
-    impression_json: bytes | None = None  # the impression as read, for stream.events.encode_sample
+    impression_json: bytes | None = None  # the impression as read, for stream.events.formats.encode_sample
 
 
 @dataclass

@@ -15,7 +15,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from stream.events import Impression, compact_json, impression_from_dict
+from stream.events.formats import Impression, compact_json, impression_from_dict
 
 STATE_TABLE = "joiner-state"
 NO_TIME = -1  # no event read yet on that input

@@ -11,11 +11,11 @@ from prometheus_client import CollectorRegistry
 
 from monitoring.joiner_metrics import JoinerMetrics
 from monitoring.server import start_metrics_server
-from stream.config import PipelineConfig
-from stream.errors import UserError
+from stream.config.errors import UserError
+from stream.config.pipeline import PipelineConfig
+from stream.events.validation import REASONS
 from stream.kafka.client_config import check_reachable
 from stream.kafka.topics import check_co_partitioned
-from stream.validation import REASONS
 
 _log = logging.getLogger(__name__)
 

@@ -23,11 +23,11 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from stream.atomic_file import atomic_text_writer
-from stream.errors import UserError
+from stream.config.errors import UserError
 from stream.kafka.broker_jars import LOG4J_CONFIG_PATH, BrokerJars, ensure_broker_jars
 from stream.kafka.client_config import check_reachable
 from stream.kafka.config import KafkaConfig, LocalBrokerConfig
+from stream.storage.atomic_file import atomic_text_writer
 
 STATE_FILE = "broker.json"
 _POLL_S = 0.1

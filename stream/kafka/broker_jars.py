@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from stream.errors import UserError
+from stream.config.errors import UserError
 
 DEPLOY_DIR = Path(__file__).resolve().parents[2] / "deploy" / "kafka"
 POM_PATH = DEPLOY_DIR / "pom.xml"

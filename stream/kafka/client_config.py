@@ -13,7 +13,7 @@ from typing import Any
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 
-from stream.errors import UserError
+from stream.config.errors import UserError
 from stream.kafka.config import KafkaConfig
 
 # Batch-friendly producer: wait up to 50 ms to fill batches, compress them, keep order on retry.

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, ClusterMetadata, NewTopic
 
-from stream.errors import UserError
+from stream.config.errors import UserError
 from stream.kafka.client_config import (
     check_reachable,
     kafka_error_text,

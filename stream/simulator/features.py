@@ -1,4 +1,4 @@
-"""Turns simulated impressions (arrays) into :class:`stream.events.Impression` objects with exactly the
+"""Turns simulated impressions (arrays) into :class:`stream.events.formats.Impression` objects with exactly the
 schema's sparse and dense features.
 
 Where a feature comes from, by its entity in the schema:
@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from pepnet.schema import FeatureSchema
-from stream.events import Impression
+from stream.events.formats import Impression
 from stream.simulator.population import Population
 
 MS_PER_HOUR = 3_600_000

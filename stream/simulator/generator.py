@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from pepnet.schema import FeatureSchema
-from stream.events import Action, Impression, JoinInfo, LabelledSample
+from stream.events.formats import Action, Impression, JoinInfo, LabelledSample
 from stream.simulator.audience import UserSampler
 from stream.simulator.catalog import MS_PER_HOUR, ItemCatalog
 from stream.simulator.config import KNOWN_TASKS, SimulatorConfig

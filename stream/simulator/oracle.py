@@ -15,8 +15,8 @@ import json
 import os
 from collections.abc import Iterable
 
-from stream.atomic_file import atomic_text_writer
-from stream.events import LabelledSample
+from stream.events.formats import LabelledSample
+from stream.storage.atomic_file import atomic_text_writer
 
 
 def write_oracle_jsonl(path: str | os.PathLike[str], samples: Iterable[tuple[LabelledSample, dict[str, float]]]) -> int:

@@ -10,8 +10,8 @@ from typing import Protocol
 
 from confluent_kafka import KafkaException, Producer
 
-from stream.errors import UserError
-from stream.events import Action, Impression, encode
+from stream.config.errors import UserError
+from stream.events.formats import Action, Impression, encode
 from stream.kafka.client_config import check_reachable, kafka_error_text, producer_config
 from stream.kafka.config import KafkaConfig
 from stream.simulator.generator import EventSimulator

@@ -2,7 +2,7 @@
 
 ``<checkpoint_dir>/ckpt-<pass:09d>/`` holds whatever the trainer writes (dense weights, table
 state, ``state.json``) plus ``CHECKSUMS.json`` (SHA-256 of every other file). It is written with
-``stream.atomic_file.atomic_directory`` (temporary name, fsync, rename, fsync of the parent): a
+``stream.storage.atomic_file.atomic_directory`` (temporary name, fsync, rename, fsync of the parent): a
 crash leaves either the whole checkpoint or none. A checkpoint damaged later (bad disk, truncation) fails its
 checksums and :meth:`CheckpointStore.latest_valid` falls back to the previous one with a warning.
 """
@@ -18,7 +18,7 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
-from stream.atomic_file import atomic_directory
+from stream.storage.atomic_file import atomic_directory
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ Layout of ``model_dir``::
     LATEST                                              "pass-<pass>", replaced atomically
 
 A reader follows ``LATEST`` for the dense weights and reads the table chain (newest snapshot +
-deltas). A pass directory is written with ``stream.atomic_file.atomic_directory`` (temporary
+deltas). A pass directory is written with ``stream.storage.atomic_file.atomic_directory`` (temporary
 name, fsync, rename), so ``LATEST`` never names a partial directory. A crash after the table
 export of pass k but before ``LATEST`` moves leaves the chain one pass ahead of ``LATEST`` until
 the restarted trainer re-runs pass k, which rewrites the same files.
@@ -22,7 +22,7 @@ import os
 import shutil
 from pathlib import Path
 
-from stream.atomic_file import atomic_directory, atomic_text_writer
+from stream.storage.atomic_file import atomic_directory, atomic_text_writer
 from stream.trainer.manifest import PassManifest
 from stream.trainer.training_model import TrainingModel
 

@@ -28,10 +28,10 @@ from monitoring.run_log import PassRecord, append_pass_record, read_pass_records
 from monitoring.server import MetricsServer, start_metrics_server
 from monitoring.table_metrics import TableMetrics
 from monitoring.trainer_metrics import TrainerMetrics
-from stream.atomic_file import atomic_text_writer
-from stream.batching import SampleBatcher
-from stream.config import PipelineConfig
-from stream.errors import UserError
+from stream.config.errors import UserError
+from stream.config.pipeline import PipelineConfig
+from stream.events.batching import SampleBatcher
+from stream.storage.atomic_file import atomic_text_writer
 from stream.trainer.checkpoint import CheckpointStore
 from stream.trainer.dedup import DedupWindow
 from stream.trainer.exporter import ModelExporter

@@ -9,8 +9,8 @@ from collections.abc import Iterable
 
 from confluent_kafka import KafkaException, Producer
 
-from stream.errors import UserError
-from stream.events import LabelledSample, encode
+from stream.config.errors import UserError
+from stream.events.formats import LabelledSample, encode
 from stream.kafka.client_config import producer_config
 from stream.kafka.config import KafkaConfig
 

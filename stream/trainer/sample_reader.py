@@ -20,9 +20,9 @@ import numpy as np
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
 from pepnet.batch import SampleBatch
-from stream.batching import SampleBatcher
-from stream.errors import UserError
-from stream.events import sample_from_dict
+from stream.config.errors import UserError
+from stream.events.batching import SampleBatcher
+from stream.events.formats import sample_from_dict
 from stream.kafka.client_config import consumer_config
 from stream.kafka.config import KafkaConfig
 from stream.trainer.pass_assembler import DecodedChunk

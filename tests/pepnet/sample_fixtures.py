@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from pepnet.schema import FeatureSchema
-from stream.events import Impression, JoinInfo, LabelledSample
+from stream.events.formats import Impression, JoinInfo, LabelledSample
 
 
 def synthetic_samples(schema: FeatureSchema, n: int, seed: int = 0, start: int = 0) -> list[LabelledSample]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from pepnet.config import ModelConfig
-from stream.config import ConfigError, load_config
+from stream.config.pipeline import ConfigError, load_config
 
 
 def test_presets_set_the_adam_rate_unless_given():

@@ -15,7 +15,7 @@ from pepnet.config import ModelConfig
 from pepnet.model import build_model
 from pepnet.model_input import InputShape
 from pepnet.train_step import TrainStep
-from stream.batching import SampleBatcher
+from stream.events.batching import SampleBatcher
 from tests.pepnet.model_fixtures import small_schema
 from tests.pepnet.sample_fixtures import synthetic_samples
 

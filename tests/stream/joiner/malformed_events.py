@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any
 
-from stream.events import Action, Impression
+from stream.events.formats import Action, Impression
 
 FAR_FUTURE_MS = 4_102_444_800_000  # 2100-01-01
 

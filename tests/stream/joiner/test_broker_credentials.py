@@ -11,7 +11,7 @@ import faust
 import pytest
 from faust.transport.drivers.aiokafka import credentials_to_aiokafka_auth
 
-from stream.errors import UserError
+from stream.config.errors import UserError
 from stream.joiner.broker_credentials import faust_broker_credentials
 
 

@@ -8,8 +8,8 @@ import yaml
 from confluent_kafka import Producer
 from confluent_kafka.admin import ConfigResource
 
-from stream.config import PipelineConfig
-from stream.errors import UserError
+from stream.config.errors import UserError
+from stream.config.pipeline import PipelineConfig
 from stream.joiner.consumer_loop import ensure_changelog_topic, read_state
 from stream.joiner.event_log import EventLogWriter
 from stream.joiner.state import changelog_topic_name, encode_record, encode_state_key

@@ -11,9 +11,9 @@ from faust.types import TP
 from prometheus_client import CollectorRegistry
 
 from monitoring.joiner_metrics import JoinerMetrics
-from stream.config import load_config
+from stream.config.pipeline import load_config
+from stream.events.validation import REASONS
 from stream.joiner.faust_app import JoinerApp
-from stream.validation import REASONS
 
 IMPRESSIONS, ACTIONS = "t.impressions", "t.actions"
 

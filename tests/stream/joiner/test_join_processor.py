@@ -8,11 +8,11 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from monitoring.joiner_metrics import JoinerMetrics
-from stream.config import load_config
-from stream.events import Action, Impression, encode
+from stream.config.pipeline import load_config
+from stream.events.formats import Action, Impression, encode
+from stream.events.validation import REASONS
 from stream.joiner.join_processor import JoinProcessor
 from stream.joiner.state import decode_state_record, encode_state_key
-from stream.validation import REASONS
 
 T0 = 1_700_000_000_000
 IMPRESSIONS, ACTIONS = "t.impressions", "t.actions"

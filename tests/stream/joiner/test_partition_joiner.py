@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from stream.config import load_config
-from stream.events import Action, Impression, LabelledSample
+from stream.config.pipeline import load_config
+from stream.events.formats import Action, Impression, LabelledSample
 from stream.joiner.partition_joiner import JoinOutput, PartitionJoiner
 from stream.simulator import EventSimulator
 

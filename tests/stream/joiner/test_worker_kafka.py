@@ -22,9 +22,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from stream.config import PipelineConfig
-from stream.dead_letters import DeadLetter
-from stream.events import Action, Impression, LabelledSample, decode_sample, encode
+from stream.config.pipeline import PipelineConfig
+from stream.events.dead_letters import DeadLetter
+from stream.events.formats import Action, Impression, LabelledSample, decode_sample, encode
 from stream.joiner.event_log import EventLogWriter, read_topic
 from stream.simulator import EventSimulator
 from tests.conftest import REPO_ROOT

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from stream.errors import UserError
+from stream.config.errors import UserError
 
 
 def broker_pids(data_dir: Path) -> list[int]:

@@ -6,7 +6,7 @@ import pytest
 from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import AdminClient
 
-from stream.errors import UserError
+from stream.config.errors import UserError
 from stream.kafka.client_config import admin_config, check_reachable, consumer_config, producer_config
 from stream.kafka.config import KafkaConfig
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from stream.config import ConfigError, load_config
+from stream.config.pipeline import ConfigError, load_config
 from stream.kafka.config import KafkaConfig, LocalBrokerConfig, TopicConfig, TopicsConfig
 
 

@@ -10,7 +10,7 @@ from dataclasses import asdict
 
 import pytest
 
-from stream.errors import UserError
+from stream.config.errors import UserError
 from stream.kafka.broker import BrokerState, LocalBroker, render_server_properties
 from stream.kafka.broker_jars import POM_PATH, default_jars_dir, ensure_broker_jars
 from stream.kafka.config import LocalBrokerConfig

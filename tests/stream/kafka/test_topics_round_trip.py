@@ -7,8 +7,8 @@ import uuid
 import pytest
 from confluent_kafka import Consumer, Producer
 
-from stream.config import load_config
-from stream.errors import UserError
+from stream.config.errors import UserError
+from stream.config.pipeline import load_config
 from stream.kafka.client_config import consumer_config, producer_config
 from stream.kafka.config import TopicsConfig
 from stream.kafka.topics import check_co_partitioned, create_topics, describe_topics

@@ -8,8 +8,8 @@ from collections import defaultdict
 import numpy as np
 import pytest
 
-from stream.config import load_config
-from stream.events import Action, Impression, encode
+from stream.config.pipeline import load_config
+from stream.events.formats import Action, Impression, encode
 from stream.simulator import EventSimulator, SimulatorConfig
 from stream.simulator.generator import resolve_data_dir
 from stream.simulator.oracle import read_oracle_jsonl
@@ -277,7 +277,7 @@ def test_bad_config_names_the_field(field, value):
 
 
 def test_every_simulated_event_passes_stream_validation(sim, default_config):
-    from stream.validation import EventValidator
+    from stream.events.validation import EventValidator
 
     validator = EventValidator(default_config.schema)
     events = list(sim.events(2000))

@@ -12,7 +12,7 @@ import pytest
 from confluent_kafka import Consumer
 
 from stream.cli import simulate as simulate_cli
-from stream.events import Action, Impression, action_from_dict, encode, impression_from_dict
+from stream.events.formats import Action, Impression, action_from_dict, encode, impression_from_dict
 from stream.kafka.client_config import consumer_config
 from stream.kafka.config import KafkaConfig
 from stream.simulator import EventSimulator
@@ -103,7 +103,7 @@ def test_simulate_prelabelled_and_rate_limited(pipeline_config):
 def test_simulate_reports_an_unreachable_broker_in_one_line(pipeline_config):
     from dataclasses import replace
 
-    from stream.errors import UserError
+    from stream.config.errors import UserError
 
     unreachable = replace(pipeline_config.kafka, bootstrap="127.0.0.1:1", connect_timeout_s=1.0)
     sim = EventSimulator(pipeline_config.simulator, pipeline_config.schema)

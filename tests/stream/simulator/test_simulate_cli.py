@@ -7,8 +7,8 @@ import argparse
 import pytest
 
 from stream.cli import simulate as simulate_cli
-from stream.config import load_config
-from stream.errors import UserError
+from stream.config.errors import UserError
+from stream.config.pipeline import load_config
 from stream.simulator.publisher import PublishOptions
 
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from stream.config import PipelineConfig, load_config
-from stream.events import LabelledSample
+from stream.config.pipeline import PipelineConfig, load_config
+from stream.events.formats import LabelledSample
 from stream.kafka.topics import create_topics
 from stream.simulator.generator import EventSimulator
 from stream.trainer.sample_producer import produce_samples

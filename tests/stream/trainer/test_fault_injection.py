@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from monitoring.run_log import read_pass_records
-from stream.config import PROJECT_ROOT
+from stream.config.pipeline import PROJECT_ROOT
 from stream.trainer.loop import read_manifests
 
 from .kafka_samples import SMALL_TRAINER, fill_samples_topic, kafka_overrides, simulated_samples, small_config

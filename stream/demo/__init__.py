@@ -1,0 +1,1 @@
+"""``pepnet demo``: the whole pipeline on this machine for a few passes."""

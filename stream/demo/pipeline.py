@@ -1,0 +1,159 @@
+"""``pepnet demo``: the whole pipeline on this machine in a few minutes.
+
+Local broker -> fresh topics -> simulated impressions and actions -> ``pepnet worker`` (the
+joiner, a subprocess) -> incremental trainer for a few passes -> a per-pass table, the exported
+model and the run report. The join window is shortened so that a couple of minutes of simulated
+traffic close many windows; everything else is the configured pipeline.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from monitoring.run_log import PassRecord
+from stream.config.errors import UserError
+from stream.config.pipeline import PROJECT_ROOT, PipelineConfig, load_config
+from stream.kafka.config import TopicsConfig
+from stream.trainer.loop import IncrementalTrainer, RunOptions, TrainerPaths
+
+# Event-time join window of the demo: 200 simulated impressions/s close a window every ~30 s.
+DEMO_WINDOW_MS = 30_000
+DEMO_GRACE_MS = 5_000
+
+
+@dataclass
+class DemoSettings:
+    """Sizes of the demo (defaults take ~2-3 minutes here)."""
+
+    impressions: int = 90_000
+    passes: int = 14
+    pass_samples: int = 5_000
+    run_dir: str = ""  # empty = runs/demo-<unix time>
+    keep_broker: bool = False
+    idle_timeout_s: float = 90.0
+
+
+@dataclass
+class DemoResult:
+    """Where the demo wrote its run and model, the pass records and the report plots."""
+
+    run_dir: Path
+    model_dir: Path
+    records: list[PassRecord] = field(default_factory=list)
+    plots: list[Path] = field(default_factory=list)
+
+
+def demo_overrides(stamp: str, bootstrap: str) -> dict:
+    """Topics of their own (kept forever: simulated event times are years old), short join window."""
+    topics = {
+        role: {"name": f"demo.{stamp}.{role}", "settings": {"retention.ms": "-1"}} for role in TopicsConfig().by_role()
+    }
+    return {
+        "kafka": {"bootstrap": bootstrap, "topics": topics},
+        "joiner": {"window_ms": DEMO_WINDOW_MS, "grace_ms": DEMO_GRACE_MS, "app_id": f"pepnet-demo-{stamp}"},
+        "monitoring": {"trainer_port": 0, "worker_port": 0},
+    }
+
+
+def worker_environment(config: PipelineConfig) -> dict[str, str]:
+    """PEPNET_* variables that point a ``pepnet worker`` subprocess at the demo's broker and topics."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PEPNET_")}
+    env["PEPNET_KAFKA_BOOTSTRAP"] = config.kafka.bootstrap_servers
+    for role, topic in config.kafka.topics.by_role().items():
+        env[f"PEPNET_KAFKA_TOPICS_{role.upper()}_NAME"] = topic.name
+    env["PEPNET_JOINER_WINDOW_MS"] = str(config.joiner.window_ms)
+    env["PEPNET_JOINER_GRACE_MS"] = str(config.joiner.grace_ms)
+    env["PEPNET_JOINER_APP_ID"] = config.joiner.app_id
+    env["PEPNET_MONITORING_WORKER_PORT"] = "0"
+    return env
+
+
+def run_demo(config_path: str | None, settings: DemoSettings, say: Callable[[str], None] = print) -> DemoResult:
+    """Run the demo (see the module docstring); ``say`` prints progress lines."""
+    from stream.kafka.broker import LocalBroker
+    from stream.kafka.topics import create_topics
+    from stream.simulator.generator import EventSimulator
+    from stream.simulator.publisher import PublishOptions, publish_simulation
+
+    base = load_config(config_path)
+    stamp = str(int(time.time()))
+    broker = None
+    started_broker = False
+    if base.kafka.uses_local_broker:
+        broker = LocalBroker(base.kafka.local_broker)
+        start = broker.up()
+        started_broker = not start.reused
+        say(f"broker: {start.state.bootstrap} ({'reused' if start.reused else 'started'})")
+    overrides = demo_overrides(stamp, base.kafka.bootstrap_servers)
+    overrides["trainer"] = {"pass_samples": settings.pass_samples}
+    run_dir = Path(settings.run_dir or PROJECT_ROOT / "runs" / f"demo-{stamp}")
+    overrides["run_dir"] = str(run_dir)
+    config = load_config(config_path, overrides=overrides)
+    create_topics(config.kafka)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    worker_log = open(run_dir / "worker.log", "wb")  # noqa: SIM115 - closed in finally
+    command = [sys.executable, "-m", "stream.cli.main", "worker", "--log-level", "WARNING"]
+    if config_path:
+        command += ["--config", str(config_path)]
+    worker = subprocess.Popen(command, cwd=PROJECT_ROOT, env=worker_environment(config), stdout=worker_log,
+                              stderr=subprocess.STDOUT)  # fmt: skip
+    try:
+        say(f"worker: pid {worker.pid}, log {run_dir / 'worker.log'}")
+        simulator = EventSimulator(config.simulator, config.schema)
+        report = publish_simulation(simulator, config.kafka, PublishOptions(impressions=settings.impressions))
+        say(f"simulator: {report.summary()}")
+        paths = TrainerPaths.from_config(config, str(run_dir))
+        trainer = IncrementalTrainer(config, paths)
+        # Each pass is reported once, by the trainer's own log line.
+        say(f"trainer: {settings.passes} passes of {settings.pass_samples} samples")
+        summary = trainer.run(RunOptions(max_passes=settings.passes, idle_timeout_s=settings.idle_timeout_s))
+        if worker.poll() is not None:
+            raise UserError(f"the worker exited early (code {worker.returncode}); see {run_dir / 'worker.log'}")
+    finally:
+        worker.terminate()
+        try:
+            worker.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+            worker.wait()
+        worker_log.close()
+        if broker is not None and started_broker and not settings.keep_broker:
+            broker.down()
+    result = DemoResult(run_dir, paths.model_dir, summary.passes)
+    if summary.passes:
+        try:
+            from monitoring.report import render_run_report
+
+            result.plots = [Path(p.path) for p in render_run_report(run_dir)]
+        except (ImportError, ValueError, OSError) as error:
+            say(f"report: not rendered ({error})")
+    return result
+
+
+def pass_table(records: list[PassRecord], tasks: list[str]) -> str:
+    """The per-pass table: samples, loss and AUC per task, table rows/bytes, evictions, samples/s."""
+    shown = tasks[:3]
+    head = ["pass", "samples"] + [f"loss:{t}" for t in shown] + [f"auc:{t}" for t in shown]
+    head += ["rows", "table MiB", "evicted", "samples/s"]
+    rows = [head]
+    for r in records:
+        rows.append(
+            [str(r.pass_index), str(r.samples)]
+            + [_num(r.loss.get(t)) for t in shown]
+            + [_num(r.auc.get(t)) for t in shown]
+            + [str(r.table_rows), f"{r.table_bytes / 2**20:.1f}", str(sum(r.evictions.values()))]
+            + [f"{r.samples_per_s:.0f}"]
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(head))]
+    return "\n".join("  ".join(cell.rjust(w) for cell, w in zip(row, widths, strict=True)) for row in rows)
+
+
+def _num(value: float | None) -> str:
+    return "-" if value is None or math.isnan(value) else f"{value:.4f}"

@@ -1,0 +1,1 @@
+"""Offline progressive comparison of architectures (``pepnet evaluate``)."""

@@ -1,0 +1,1 @@
+"""Scoring with an exported model directory (``pepnet score``): loading ``LATEST`` and reading input."""

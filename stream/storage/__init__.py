@@ -1,0 +1,1 @@
+"""Crash-safe files on local disk (atomic writes and directories)."""
