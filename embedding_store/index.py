@@ -29,6 +29,19 @@ class OpenAddressingIndex:
         self.tombstones = 0
         self.max_fill = max_fill
 
+    def state(self) -> tuple[dict[str, np.ndarray], dict[str, int]]:
+        """Arrays and counters that restore this index exactly (``restore``)."""
+        return {"buckets": self.buckets, "slot_bucket": self.slot_bucket}, {
+            "live": self.live,
+            "tombstones": self.tombstones,
+        }
+
+    def restore(self, arrays: dict[str, np.ndarray], counters: dict[str, int]) -> None:
+        """Copy back what ``state`` returned (arrays of the same shapes)."""
+        self.buckets[...] = arrays["buckets"]
+        self.slot_bucket[...] = arrays["slot_bucket"]
+        self.live, self.tombstones = int(counters["live"]), int(counters["tombstones"])
+
     @property
     def n_buckets(self) -> int:
         return int(self.buckets.shape[0])

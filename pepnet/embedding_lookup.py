@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from embedding_store.table import EmbeddingTable
+from embedding_store.interface import EmbeddingRows
 from pepnet.batch import SampleBatch
 from pepnet.schema import FeatureSchema
 
@@ -33,9 +33,9 @@ class PooledLookup:
 
 
 class EmbeddingLookup:
-    """Pools the embeddings of one schema's key columns from an :class:`EmbeddingTable`."""
+    """Pools the embeddings of one schema's key columns from any table with the :class:`EmbeddingRows` interface."""
 
-    def __init__(self, table: EmbeddingTable, schema: FeatureSchema) -> None:
+    def __init__(self, table: EmbeddingRows, schema: FeatureSchema) -> None:
         self.table = table
         slots = schema.slots()
         self.num_features = len(slots)

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from embedding_store.table import EmbeddingTable
+from embedding_store.interface import EmbeddingRows
 from pepnet.batch import EmbeddedBatch, SampleBatch
 from pepnet.config import ModelConfig
 from pepnet.domain_stats import DomainStatistics
@@ -34,7 +34,7 @@ class StepResult:
 class TrainStep:
     """Trains ``model`` and the rows of ``table`` on SampleBatches; see module docstring."""
 
-    def __init__(self, model: nn.Module, table: EmbeddingTable, schema: FeatureSchema, config: ModelConfig) -> None:
+    def __init__(self, model: nn.Module, table: EmbeddingRows, schema: FeatureSchema, config: ModelConfig) -> None:
         self.model = model
         self.table = table
         self.schema = schema

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from embedding_store.config import TableConfig
+from embedding_store.interface import EmbeddingTableInterface
 from embedding_store.table import EmbeddingTable
 from pepnet.config import ModelConfig
 from pepnet.model import build_model
@@ -24,9 +25,9 @@ from pepnet.train_step import TrainStep
 
 
 class TrainingModel:
-    """Table, network and :class:`TrainStep` for one schema."""
+    """Table (any :class:`EmbeddingTableInterface`), network and :class:`TrainStep` for one schema."""
 
-    def __init__(self, schema: FeatureSchema, model_config: ModelConfig, table: EmbeddingTable) -> None:
+    def __init__(self, schema: FeatureSchema, model_config: ModelConfig, table: EmbeddingTableInterface) -> None:
         self.schema = schema
         self.model_config = model_config
         self.table = table

@@ -41,21 +41,9 @@ def test_capacity_is_derived_from_the_budget_and_fits_in_it():
                 admission_filter_bytes=min(4096, budget // 10),
             )
             table = EmbeddingTable(config)
-            arrays = (
-                table._keys.nbytes
-                - 16  # two spare padding keys
-                + table._weights.nbytes
-                + table._accumulator.nbytes
-                + table._score.nbytes
-                + table._last_seen.nbytes
-                + table._created.nbytes
-                + table._updates.nbytes
-                + table._flags.nbytes
-                + table._free.nbytes
-                + table._deletion_log.nbytes
-                + table._index.nbytes
-                + table._filter.nbytes
-            )
+            row_arrays = sum(array.nbytes for array in table.rows.as_dict().values())
+            spare_keys = 16  # two padding keys read by the index
+            arrays = row_arrays - spare_keys + table.index.nbytes + table.admission_filter.nbytes
             assert arrays == table.layout.allocated_bytes <= budget
             assert table.layout.allocated_bytes > 0.98 * budget - 4096 - 512
 

@@ -38,7 +38,7 @@ def test_restarted_table_continues_bit_for_bit(tmp_path):
     for path in (tmp_path / "a").iterdir():
         (tmp_path / "b" / path.name).write_bytes(path.read_bytes())
     original_reports = _run(original, np.random.default_rng(4), range(5, 12), tmp_path / "a")
-    restored._export_dir = str((tmp_path / "b").resolve())  # same history, other folder
+    restored.counters.export_dir = str((tmp_path / "b").resolve())  # same history, other folder
     restored_reports = _run(restored, np.random.default_rng(4), range(5, 12), tmp_path / "b")
     for a, b in zip(original_reports, restored_reports, strict=True):
         assert (a.rows_after, a.evictions) == (b.rows_after, b.evictions)

@@ -1,0 +1,129 @@
+"""A table on disk: its checkpoint file (the full exact state) and its exports (snapshot + deltas).
+
+Both iterate the state dataclasses of ``table_state``: every ``RowArrays`` field and every
+``TableCounters`` field goes into a checkpoint, and the exported row fields are ``ROW_FIELDS``.
+Files are written atomically and checksummed by ``npz_file``; nothing is pickled.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import numpy as np
+
+from embedding_store.config import TableConfig
+from embedding_store.export import (
+    DELETED_FIELD,
+    ROW_FIELDS,
+    ExportRecord,
+    prune_exports,
+    read_export_chain,
+    write_export,
+)
+from embedding_store.npz_file import read_npz_checked, write_npz_atomic
+from embedding_store.table_state import DIRTY, TableCounters
+
+if TYPE_CHECKING:
+    from embedding_store.table import EmbeddingTable
+
+Table = TypeVar("Table", bound="EmbeddingTable")
+_INDEX_PREFIX = "index_"
+_FILTER_COUNTERS = "filter_counters"
+
+
+def table_config_from_dict(values: dict[str, Any]) -> TableConfig:
+    """The ``TableConfig`` stored in a file header (keys this version does not know are ignored)."""
+    known = {field.name for field in dataclasses.fields(TableConfig)}
+    return TableConfig(**{name: value for name, value in values.items() if name in known})
+
+
+def _header(table: EmbeddingTable) -> dict[str, Any]:
+    return {"config": dataclasses.asdict(table.config), "seed": table.seed}
+
+
+# ----------------------------------------------------------------- checkpoints
+def write_table_state(table: EmbeddingTable, path: Path) -> None:
+    """Write every array and counter of ``table`` (plus index, filter, RNG) atomically to ``path``."""
+    arrays = table.rows.as_dict()
+    index_arrays, index_counters = table.index.state()
+    arrays.update({_INDEX_PREFIX + name: values for name, values in index_arrays.items()})
+    if table.admission_filter is not None:
+        arrays[_FILTER_COUNTERS] = table.admission_filter.counters
+    meta = _header(table) | table.counters.to_json()
+    meta.update({_INDEX_PREFIX + name: value for name, value in index_counters.items()})
+    meta["rng_state"] = table.rng.bit_generator.state
+    write_npz_atomic(path, arrays, meta)
+
+
+def read_table_state(path: Path, table_class: type[Table]) -> Table:
+    """The table ``write_table_state`` saved; it continues bit for bit."""
+    arrays, meta = read_npz_checked(path)
+    table = table_class(table_config_from_dict(meta["config"]), seed=int(meta["seed"]))
+    table.rows.restore(arrays, str(path))
+    index_arrays, index_counters = table.index.state()
+    table.index.restore(
+        {name: arrays[_INDEX_PREFIX + name] for name in index_arrays},
+        {name: meta[_INDEX_PREFIX + name] for name in index_counters},
+    )
+    if table.admission_filter is not None:
+        table.admission_filter.counters[...] = arrays[_FILTER_COUNTERS]
+    table.counters = TableCounters.from_json(meta, str(path))
+    table.rng.bit_generator.state = meta["rng_state"]
+    return table
+
+
+# ----------------------------------------------------------------- exports
+def export_table(table: EmbeddingTable, model_dir: Path, pass_index: int) -> ExportRecord:
+    """Write ``table``'s export of ``pass_index`` into ``model_dir``: a delta (rows changed and keys
+    deleted since the last export) or, every ``snapshot_every_passes`` passes, on the first export to
+    a directory and after a deletion-log overflow, a snapshot (older exports are then pruned)."""
+    counters, rows = table.counters, table.rows
+    directory = str(model_dir.resolve())
+    same_dir = counters.export_dir == directory
+    if same_dir and counters.last_export_pass is not None and pass_index <= counters.last_export_pass:
+        raise ValueError(f"pass_index must exceed the last export's {counters.last_export_pass}, got {pass_index}")
+    snapshot = (
+        not same_dir
+        or counters.log_overflow
+        or counters.last_snapshot_pass is None
+        or pass_index - counters.last_snapshot_pass >= table.config.snapshot_every_passes
+    )
+    if snapshot:
+        slots = np.flatnonzero(rows.keys[: table.capacity] != 0)
+        deleted = np.empty(0, dtype=np.uint64)
+    else:
+        slots = np.flatnonzero(rows.flags & DIRTY)
+        deleted = rows.deletion_log[: counters.log_count].copy()
+    record = write_export(
+        model_dir,
+        "snapshot" if snapshot else "delta",
+        pass_index,
+        None if snapshot else counters.last_export_pass,
+        table.row_fields(slots),
+        deleted,
+        _header(table),
+    )
+    rows.flags &= ~DIRTY
+    counters.log_count = 0
+    counters.log_overflow = False
+    counters.export_dir = directory
+    counters.last_export_pass = pass_index
+    if snapshot:
+        counters.last_snapshot_pass = pass_index
+        prune_exports(model_dir, table.config.keep_snapshots)
+    return record
+
+
+def apply_export_chain(model_dir: Path, up_to_pass: int | None, table_class: type[Table]) -> Table:
+    """A new table holding exactly the exported rows: the newest snapshot (of passes <= ``up_to_pass``
+    when given), then its deltas in order, deletions before upserts."""
+    chain = read_export_chain(model_dir, up_to_pass)
+    header = chain[0].meta
+    table = table_class(table_config_from_dict(header["config"]), seed=int(header["seed"]))
+    for export_file in chain:
+        table.delete_keys(export_file.arrays[DELETED_FIELD])
+        table.upsert_rows({name: export_file.arrays[name] for name in ROW_FIELDS})
+    table.rows.flags.fill(0)
+    return table
