@@ -33,12 +33,12 @@ sys.path[:] = [str(REPO_ROOT)] + [e for e in sys.path if Path(e or ".").resolve(
 
 import psutil  # noqa: E402
 import yaml  # noqa: E402
-from confluent_kafka import Consumer, TopicPartition  # noqa: E402
+from confluent_kafka import TopicPartition  # noqa: E402
 
 from stream.config.pipeline import load_config  # noqa: E402
 from stream.events.formats import decode_sample  # noqa: E402
 from stream.joiner.event_log import EventLogWriter, read_topic  # noqa: E402
-from stream.kafka.client_config import consumer_config  # noqa: E402
+from stream.kafka.clients import new_consumer  # noqa: E402
 from stream.kafka.config import TopicsConfig  # noqa: E402
 from stream.kafka.topics import create_topics  # noqa: E402
 from stream.simulator import EventSimulator  # noqa: E402
@@ -48,7 +48,7 @@ _CONSUMED = re.compile(r"^pepnet_joiner_(impressions|actions)_consumed_total ([0
 
 def raw_consume_rate(config, topics: list[str], partitions: int, total: int) -> tuple[float, float, int]:
     """Read every message of ``topics`` with ``consume(1000)``: (events/s, CPU s, messages)."""
-    consumer = Consumer(consumer_config(config.kafka, f"bench-raw-{uuid.uuid4().hex[:8]}"))
+    consumer = new_consumer(config.kafka, f"bench-raw-{uuid.uuid4().hex[:8]}", name="raw consume")
     consumer.assign([TopicPartition(t, p, 0) for t in topics for p in range(partitions)])
     count, started, cpu0 = 0, None, time.process_time()
     first_cpu = cpu0

@@ -1,6 +1,7 @@
 """Produce and consume throughput against a real broker: the project's client settings
 (stream.kafka.client_config: linger, lz4, batched ``consume``) versus librdkafka's defaults with
-per-message ``poll`` as the baseline, measured in the same run on the same topic layout.
+per-message ``poll`` as the baseline (both built by stream.kafka.clients; the baseline resets
+every setting our defaults change to librdkafka's own default), measured in the same run on the same topic layout.
 
     python benchmarks/kafka_throughput.py                 # starts a local broker on free ports
     python benchmarks/kafka_throughput.py --bootstrap 127.0.0.1:19092 --messages 500000
@@ -21,14 +22,32 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
-from confluent_kafka import Consumer, Producer
+from confluent_kafka import Consumer
 
 from stream.kafka.broker import LocalBroker
-from stream.kafka.client_config import consumer_config, producer_config
+from stream.kafka.clients import new_consumer, new_producer
 from stream.kafka.config import KafkaConfig, LocalBrokerConfig, TopicConfig, TopicsConfig
 from stream.kafka.topics import create_topics
 
 PARTITIONS = 4
+
+# librdkafka's own defaults (CONFIGURATION.md) for every setting that PRODUCER_DEFAULTS and
+# CONSUMER_DEFAULTS change: the baseline clients.
+LIBRDKAFKA_PRODUCER_DEFAULTS: dict[str, Any] = {
+    "linger.ms": 5,
+    "batch.size": 1_000_000,
+    "compression.type": "none",
+    "acks": "all",
+    "enable.idempotence": False,
+    "queue.buffering.max.messages": 100_000,
+}
+LIBRDKAFKA_CONSUMER_DEFAULTS: dict[str, Any] = {
+    "enable.auto.offset.store": True,
+    "enable.partition.eof": False,
+    "fetch.wait.max.ms": 500,
+    "queued.min.messages": 100_000,
+    "partition.assignment.strategy": "range,roundrobin",
+}
 
 
 @dataclass(frozen=True)
@@ -60,8 +79,8 @@ def impression_payloads(count: int, seed: int = 0) -> list[tuple[bytes, bytes]]:
     return out
 
 
-def produce(settings: dict[str, Any], topic: str, messages: list[tuple[bytes, bytes]]) -> Rate:
-    producer = Producer(settings)
+def produce(kafka: KafkaConfig, overrides: dict[str, Any], topic: str, messages: list[tuple[bytes, bytes]]) -> Rate:
+    producer = new_producer(kafka, name="benchmark producer", overrides=overrides)
     start = time.perf_counter()
     for key, value in messages:
         while True:
@@ -79,9 +98,14 @@ def produce(settings: dict[str, Any], topic: str, messages: list[tuple[bytes, by
 
 
 def consume(
-    settings: dict[str, Any], topic: str, expected: int, read: Callable[[Consumer], list[Any]]
+    kafka: KafkaConfig,
+    group: str,
+    overrides: dict[str, Any],
+    topic: str,
+    expected: int,
+    read: Callable[[Consumer], list[Any]],
 ) -> Rate:
-    consumer = Consumer(settings)
+    consumer = new_consumer(kafka, group, name="benchmark consumer", overrides=overrides)
     consumer.subscribe([topic])
     count = payload = 0
     start = None
@@ -124,14 +148,12 @@ def run(kafka: KafkaConfig, count: int) -> None:
     )
     kafka = replace(kafka, topics=topics)
     create_topics(kafka)
-    base = {"bootstrap.servers": kafka.bootstrap_servers, **kafka.client}
-    baseline_consumer = {**base, "group.id": f"bench-{run_id}-b", "auto.offset.reset": "earliest"}
 
     print(f"{count:,} messages of ~{sum(len(v) for _, v in messages) // count} B, {PARTITIONS} partitions")
-    produce_base = produce(base, names["baseline"], messages)
-    produce_ours = produce(producer_config(kafka), names["ours"], messages)
-    consume_base = consume(baseline_consumer, names["baseline"], count, poll_one)
-    consume_ours = consume(consumer_config(kafka, f"bench-{run_id}-o"), names["ours"], count, consume_batch)
+    produce_base = produce(kafka, LIBRDKAFKA_PRODUCER_DEFAULTS, names["baseline"], messages)
+    produce_ours = produce(kafka, {}, names["ours"], messages)
+    consume_base = consume(kafka, f"bench-{run_id}-b", LIBRDKAFKA_CONSUMER_DEFAULTS, names["baseline"], count, poll_one)
+    consume_ours = consume(kafka, f"bench-{run_id}-o", {}, names["ours"], count, consume_batch)
 
     print(produce_base.line("produce, librdkafka defaults"))
     print(produce_ours.line("produce, project defaults"))

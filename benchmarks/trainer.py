@@ -30,7 +30,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from confluent_kafka import Consumer, TopicPartition  # noqa: E402
+from confluent_kafka import TopicPartition  # noqa: E402
 
 from pepnet.batch import EmbeddedBatch  # noqa: E402
 from pepnet.loss import multitask_loss  # noqa: E402
@@ -39,7 +39,7 @@ from pepnet.model_input import InputShape  # noqa: E402
 from stream.config.pipeline import PipelineConfig, load_config  # noqa: E402
 from stream.events.batching import SampleBatcher  # noqa: E402
 from stream.events.formats import sample_from_dict  # noqa: E402
-from stream.kafka.client_config import consumer_config  # noqa: E402
+from stream.kafka.clients import new_consumer  # noqa: E402
 from stream.kafka.topics import create_topics  # noqa: E402
 from stream.simulator.generator import EventSimulator  # noqa: E402
 from stream.trainer.dedup import DedupWindow  # noqa: E402
@@ -77,7 +77,7 @@ def read_all_chunks(config: PipelineConfig, decoder: ChunkDecoder) -> list[Decod
     """The topic decoded chunk by chunk (for the in-memory ceiling), outside any timing."""
     topic = config.kafka.topics.samples.name
     watermarks = partition_offsets(config.kafka, topic)
-    consumer = Consumer(consumer_config(config.kafka, "bench-preload", {"enable.auto.commit": False}))
+    consumer = new_consumer(config.kafka, "bench-preload", name="preload", overrides={"enable.auto.commit": False})
     consumer.assign([TopicPartition(topic, p, low) for p, (low, _) in watermarks.items()])
     remaining = {p: high - low for p, (low, high) in watermarks.items()}
     chunks = []
@@ -139,7 +139,7 @@ def naive(config: PipelineConfig, limit: int) -> tuple[int, float]:
     schema = config.schema
     dim = config.embedding_store.dim
     group = f"bench-naive-{uuid.uuid4().hex[:6]}"
-    consumer = Consumer(consumer_config(config.kafka, group, {"enable.auto.commit": False}))
+    consumer = new_consumer(config.kafka, group, name="naive loop", overrides={"enable.auto.commit": False})
     consumer.subscribe([topic])
     network = build_model(config.model, InputShape.from_schema(schema, dim))
     optimizer = torch.optim.Adam(network.parameters(), lr=1e-3)

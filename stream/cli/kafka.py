@@ -8,7 +8,7 @@ import time
 from stream.config.pipeline import PipelineConfig
 from stream.kafka.broker import LocalBroker
 from stream.kafka.broker_jars import ensure_broker_jars
-from stream.kafka.client_config import check_reachable
+from stream.kafka.clients import check_reachable
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:

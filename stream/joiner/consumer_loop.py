@@ -25,7 +25,7 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 from confluent_kafka.admin import NewTopic
 
 from monitoring.joiner_metrics import JoinerMetrics
@@ -35,7 +35,7 @@ from stream.events.formats import encode_sample
 from stream.joiner.config import JoinerConfig
 from stream.joiner.join_processor import IDLE_CHECK_INTERVAL_S, JoinProcessor
 from stream.joiner.state import changelog_topic_name, decode_state_record, encode_state_key
-from stream.kafka.client_config import consumer_config, kafka_error_text, producer_config, quiet_admin_client
+from stream.kafka.clients import kafka_error_text, new_admin, new_consumer, new_producer
 from stream.kafka.config import KafkaConfig
 from stream.kafka.topics import wait_visible
 
@@ -77,8 +77,8 @@ class JoinerConsumeLoop:
         if self.settings.statistics_interval_ms > 0:
             overrides["statistics.interval.ms"] = self.settings.statistics_interval_ms
             overrides["stats_cb"] = metrics.consumer_lag.update_from_stats
-        self.consumer = Consumer(consumer_config(kafka, joiner.app_id, overrides))
-        self.producer = Producer(producer_config(kafka, {"on_delivery": self._on_delivered}))
+        self.consumer = new_consumer(kafka, joiner.app_id, name="joiner consumer", overrides=overrides)
+        self.producer = new_producer(kafka, name="joiner producer", overrides={"on_delivery": self._on_delivered})
         self._uncommitted: dict[tuple[str, int], int] = {}  # (topic, partition) -> next offset to read
         self._prefetched: dict[int, PartitionRecords] = {}  # restored records, consumed by the processor
         self._delivery_error: str | None = None
@@ -271,7 +271,7 @@ class JoinerConsumeLoop:
 
 def ensure_changelog_topic(kafka: KafkaConfig, name: str, partitions: int) -> None:
     """Create the compacted state topic if it is missing; refuse one with another partition count."""
-    admin = quiet_admin_client(kafka)
+    admin = new_admin(kafka, name="joiner admin")
     metadata = admin.list_topics(timeout=kafka.connect_timeout_s)
     topic = metadata.topics.get(name)
     if topic is not None and topic.error is None:
@@ -302,7 +302,7 @@ def read_state(
     if not partitions:
         return {}
     state: dict[int, dict[str, dict[str, Any]]] = {p: {} for p in partitions}
-    consumer = Consumer(consumer_config(kafka, f"{topic}-restore", {"enable.auto.commit": False}))
+    consumer = new_consumer(kafka, f"{topic}-restore", name="state restore", overrides={"enable.auto.commit": False})
     deadline = time.monotonic() + timeout_s
     try:
         ends = {p: _watermarks(consumer, TopicPartition(topic, p), deadline) for p in partitions}

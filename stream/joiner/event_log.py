@@ -10,10 +10,10 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
+from confluent_kafka import KafkaException, TopicPartition
 
 from stream.events.formats import Action, Impression, encode
-from stream.kafka.client_config import consumer_config, producer_config
+from stream.kafka.clients import new_consumer, new_producer
 from stream.kafka.config import KafkaConfig
 
 
@@ -33,7 +33,7 @@ class EventLogWriter:
 
     def __init__(self, kafka: KafkaConfig) -> None:
         self.topics = kafka.topics
-        self._producer = Producer(producer_config(kafka))
+        self._producer = new_producer(kafka, name="event log producer")
         self.sent = 0
 
     def send_events(self, events: Iterable[Impression | Action]) -> int:
@@ -66,7 +66,7 @@ class EventLogWriter:
 
 def end_offsets(kafka: KafkaConfig, topic: str, partitions: int) -> dict[int, int]:
     """High watermark of each partition of ``topic``."""
-    consumer = Consumer(consumer_config(kafka, "pepnet-offsets-probe"))
+    consumer = new_consumer(kafka, "pepnet-offsets-probe", name="offsets probe")
     try:
         return {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in range(partitions)}
     finally:
@@ -87,7 +87,9 @@ def read_topic(
     (so duplicates beyond ``expected`` are seen), or at ``timeout_s``. With ``expected`` None, reads
     up to the current end offsets.
     """
-    consumer = Consumer(consumer_config(kafka, "pepnet-topic-reader", {"enable.auto.commit": False}))
+    consumer = new_consumer(
+        kafka, "pepnet-topic-reader", name=f"{topic} reader", overrides={"enable.auto.commit": False}
+    )
     consumer.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
     out: list[ConsumedMessage] = []
     ends = end_offsets(kafka, topic, partitions) if expected is None else None

@@ -14,7 +14,7 @@ from monitoring.server import start_metrics_server
 from stream.config.errors import UserError
 from stream.config.pipeline import PipelineConfig
 from stream.events.validation import REASONS
-from stream.kafka.client_config import check_reachable
+from stream.kafka.clients import check_reachable, route_aiokafka_logs
 from stream.kafka.topics import check_co_partitioned
 
 _log = logging.getLogger(__name__)
@@ -88,6 +88,7 @@ def _run_faust(config: PipelineConfig, metrics: JoinerMetrics, log_level: str) -
     worker = faust.Worker(app.app, loglevel=log_level, quiet=True)
     # aiokafka logs every produced message at debug level: costly on the hot path.
     logging.getLogger("aiokafka").setLevel(max(logging.INFO, logging.getLevelName(log_level)))
+    route_aiokafka_logs(config.kafka, f"joiner {config.joiner.app_id} (faust)")
     try:
         worker.execute_from_commandline()
     except SystemExit as e:

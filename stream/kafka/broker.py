@@ -25,7 +25,7 @@ from pathlib import Path
 
 from stream.config.errors import UserError
 from stream.kafka.broker_jars import LOG4J_CONFIG_PATH, BrokerJars, ensure_broker_jars
-from stream.kafka.client_config import check_reachable
+from stream.kafka.clients import check_reachable
 from stream.kafka.config import KafkaConfig, LocalBrokerConfig
 from stream.storage.atomic_file import atomic_text_writer
 

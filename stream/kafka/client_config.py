@@ -1,19 +1,15 @@
 """Settings dicts for librdkafka clients (confluent-kafka) built from ``KafkaConfig``.
 
-Order of precedence, lowest first: our defaults for the client kind, ``kafka.client`` (security
+Clients are built from these by :mod:`stream.kafka.clients`, never directly. Order of
+precedence, lowest first: our defaults for the client kind, ``kafka.client`` (security
 settings shared by every client), ``kafka.producer`` / ``kafka.consumer``, then the caller's overrides.
 """
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping
 from typing import Any
 
-from confluent_kafka import KafkaException
-from confluent_kafka.admin import AdminClient
-
-from stream.config.errors import UserError
 from stream.kafka.config import KafkaConfig
 
 # Batch-friendly producer: wait up to 50 ms to fill batches, compress them, keep order on retry.
@@ -37,17 +33,6 @@ CONSUMER_DEFAULTS: dict[str, Any] = {
     "partition.assignment.strategy": "cooperative-sticky",
 }
 
-# The reachability probe should fail fast and quietly: the one-line error says it all.
-_PROBE_SETTINGS: dict[str, Any] = {
-    "reconnect.backoff.ms": 50,
-    "reconnect.backoff.max.ms": 500,
-    "socket.connection.setup.timeout.ms": 5_000,
-}
-_SILENT_LOGGER = logging.getLogger("stream.kafka.probe")
-_SILENT_LOGGER.addHandler(logging.NullHandler())
-_SILENT_LOGGER.propagate = False
-
-
 def _base(config: KafkaConfig) -> dict[str, Any]:
     return {"bootstrap.servers": config.bootstrap_servers, **config.client}
 
@@ -69,38 +54,3 @@ def consumer_config(config: KafkaConfig, group_id: str, overrides: Mapping[str, 
 def admin_config(config: KafkaConfig, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Settings for ``confluent_kafka.admin.AdminClient``."""
     return {**_base(config), **(overrides or {})}
-
-
-def quiet_admin_client(config: KafkaConfig) -> AdminClient:
-    """An AdminClient that retries connections quickly and keeps librdkafka's log lines to itself."""
-    return AdminClient({**admin_config(config), **_PROBE_SETTINGS, "logger": _SILENT_LOGGER})
-
-
-def check_reachable(config: KafkaConfig, timeout_s: float | None = None) -> int:
-    """Ask the cluster for its metadata; returns the number of brokers that answered.
-
-    Raises ``UserError`` (one line) when no broker answers within ``timeout_s`` seconds
-    (default ``kafka.connect_timeout_s``).
-    """
-    timeout = config.connect_timeout_s if timeout_s is None else timeout_s
-    try:
-        metadata = quiet_admin_client(config).list_topics(timeout=timeout)
-    except KafkaException as e:
-        raise UserError(unreachable_message(config, f"{kafka_error_text(e)} (waited {timeout:g} s)")) from None
-    if not metadata.brokers:
-        raise UserError(unreachable_message(config, "the cluster reported no brokers"))
-    return len(metadata.brokers)
-
-
-def unreachable_message(config: KafkaConfig, reason: str) -> str:
-    """The one-line explanation shown when Kafka does not answer."""
-    return (
-        f"cannot reach Kafka at {config.bootstrap_servers}: {reason}; "
-        "start one with `pepnet kafka up` or set kafka.bootstrap"
-    )
-
-
-def kafka_error_text(error: KafkaException) -> str:
-    """librdkafka's human-readable reason inside a ``KafkaException``."""
-    inner = error.args[0] if error.args else None
-    return inner.str() if hasattr(inner, "str") else str(error)

@@ -9,12 +9,7 @@ from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, ClusterMetadata, NewTopic
 
 from stream.config.errors import UserError
-from stream.kafka.client_config import (
-    check_reachable,
-    kafka_error_text,
-    quiet_admin_client,
-    unreachable_message,
-)
+from stream.kafka.clients import check_reachable, kafka_error_text, new_admin, unreachable_message
 from stream.kafka.config import KafkaConfig
 
 
@@ -45,7 +40,7 @@ def create_topics(config: KafkaConfig, timeout_s: float = 30.0) -> list[TopicOut
     count raises ``UserError`` before anything is created (repartitioning would move user keys).
     """
     check_reachable(config)
-    admin = quiet_admin_client(config)
+    admin = new_admin(config, name="topics admin")
     topics = describe_topics(config, admin=admin, timeout_s=timeout_s)
     mismatched = [t for t in topics if t.actual_partitions not in (None, t.configured_partitions)]
     if mismatched:
@@ -88,7 +83,7 @@ def describe_topics(
 
     Waits at most ``timeout_s`` seconds for the metadata (default ``kafka.connect_timeout_s``).
     """
-    admin = admin or quiet_admin_client(config)
+    admin = admin or new_admin(config, name="topics admin")
     metadata = _metadata(admin, config, config.connect_timeout_s if timeout_s is None else timeout_s)
     return [
         TopicInfo(role, topic.name, topic.partitions, _partition_count(metadata, topic.name))

@@ -10,11 +10,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import TopicPartition
 
 from stream.config.errors import UserError
 from stream.events.formats import Impression, LabelledSample, impression_from_dict, sample_from_dict
-from stream.kafka.client_config import consumer_config
+from stream.kafka.clients import new_consumer
 from stream.kafka.config import KafkaConfig
 from stream.trainer.sample_reader import partition_offsets
 
@@ -49,7 +49,7 @@ def read_topic(
     watermarks = partition_offsets(kafka, topic)
     end = {p: high for p, (_low, high) in watermarks.items()}
     group = f"pepnet-score-{uuid.uuid4().hex[:8]}"
-    consumer = Consumer(consumer_config(kafka, group, {"enable.auto.commit": False}))
+    consumer = new_consumer(kafka, group, name=f"{topic} reader", overrides={"enable.auto.commit": False})
     consumer.assign([TopicPartition(topic, p, low) for p, (low, high) in watermarks.items() if high > low])
     position = {p: low for p, (low, _high) in watermarks.items()}
     count = 0

@@ -12,7 +12,7 @@ from confluent_kafka import KafkaException, Producer
 
 from stream.config.errors import UserError
 from stream.events.formats import Action, Impression, encode
-from stream.kafka.client_config import check_reachable, kafka_error_text, producer_config
+from stream.kafka.clients import check_reachable, kafka_error_text, new_producer
 from stream.kafka.config import KafkaConfig
 from stream.simulator.generator import EventSimulator
 
@@ -91,7 +91,7 @@ def publish_simulation(
     topics = {"impressions": kafka.topics.impressions.name, "actions": kafka.topics.actions.name}
     report = PublishReport(topics=topics)
     try:
-        producer = Producer(producer_config(kafka))
+        producer = new_producer(kafka, name="simulator producer")
     except KafkaException as e:
         raise UserError(f"cannot create a Kafka producer: {kafka_error_text(e)}") from None
 

@@ -13,12 +13,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from confluent_kafka import Consumer, KafkaException, TopicPartition
+from confluent_kafka import KafkaException, TopicPartition
 
 from monitoring.run_log import PassRecord
 from stream.config.errors import UserError
 from stream.config.pipeline import PipelineConfig
-from stream.kafka.client_config import consumer_config
+from stream.kafka.clients import new_consumer
 from stream.kafka.config import KafkaConfig
 from stream.trainer.checkpoint import CheckpointStore
 from stream.trainer.loop import IncrementalTrainer, RunOptions, RunSummary, TrainerPaths
@@ -48,7 +48,9 @@ class ReplayRange:
 def offsets_for_time(kafka: KafkaConfig, topic: str, time_ms: int, timeout_s: float = 10.0) -> dict[int, int]:
     """Partition -> first offset whose message timestamp is >= ``time_ms`` (ms; the end if none)."""
     watermarks = partition_offsets(kafka, topic, timeout_s)
-    consumer = Consumer(consumer_config(kafka, "pepnet-offsets-probe", {"enable.auto.commit": False}))
+    consumer = new_consumer(
+        kafka, "pepnet-offsets-probe", name="replay offsets probe", overrides={"enable.auto.commit": False}
+    )
     try:
         found = consumer.offsets_for_times([TopicPartition(topic, p, time_ms) for p in watermarks], timeout=timeout_s)
     except KafkaException as error:

@@ -7,11 +7,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from confluent_kafka import KafkaException, Producer
+from confluent_kafka import KafkaException
 
 from stream.config.errors import UserError
 from stream.events.formats import LabelledSample, encode
-from stream.kafka.client_config import producer_config
+from stream.kafka.clients import new_producer
 from stream.kafka.config import KafkaConfig
 
 
@@ -19,7 +19,7 @@ def produce_samples(
     kafka: KafkaConfig, topic: str, samples: Iterable[LabelledSample], flush_timeout_s: float = 60
 ) -> int:
     """Produce every sample (message timestamp = its impression's event time, ms); returns the count."""
-    producer = Producer(producer_config(kafka))
+    producer = new_producer(kafka, name="sample producer")
     count = 0
     errors: list[str] = []
 

@@ -17,13 +17,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
+from confluent_kafka import KafkaError, KafkaException, Message, TopicPartition
 
 from pepnet.batch import SampleBatch
 from stream.config.errors import UserError
 from stream.events.batching import SampleBatcher
 from stream.events.formats import sample_from_dict
-from stream.kafka.client_config import consumer_config
+from stream.kafka.clients import check_reachable, new_consumer
 from stream.kafka.config import KafkaConfig
 from stream.trainer.pass_assembler import DecodedChunk
 
@@ -73,13 +73,17 @@ class ChunkDecoder:
 
 
 def partition_offsets(kafka: KafkaConfig, topic: str, timeout_s: float = 10.0) -> dict[int, tuple[int, int]]:
-    """Partition -> (low, high) watermark offsets of ``topic``; UserError if it does not exist."""
-    consumer = Consumer(consumer_config(kafka, "pepnet-offsets-probe", {"enable.auto.commit": False}))
+    """Partition -> (low, high) watermark offsets of ``topic``; UserError if it does not exist or
+    the cluster does not answer (one line, see :func:`check_reachable`)."""
+    check_reachable(kafka)
+    consumer = new_consumer(
+        kafka, "pepnet-offsets-probe", name="offsets probe", overrides={"enable.auto.commit": False}
+    )
     try:
         metadata = consumer.list_topics(topic, timeout=timeout_s)
         info = metadata.topics.get(topic)
         if info is None or info.error is not None or not info.partitions:
-            raise UserError(f"topic {topic} does not exist on {kafka.bootstrap_servers}; run `pepnet kafka topics`")
+            raise UserError(f"topic {topic} does not exist on {kafka.bootstrap_servers}; run `pepnet topics create`")
         watermarks = {}
         for p in sorted(info.partitions):
             watermarks[p] = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=timeout_s)
@@ -117,7 +121,7 @@ class SampleReader:
         self.settings = settings
         self.end_offsets = dict(end_offsets) if end_offsets is not None else None
         self.decoder = ChunkDecoder(batcher)
-        self._consumer = Consumer(consumer_config(kafka, group_id, overrides))
+        self._consumer = new_consumer(kafka, group_id, name=f"{topic} reader", overrides=overrides)
         self._start_offsets = dict(start_offsets)
         self._read_positions = dict(start_offsets)  # next offset to read per partition (reader thread)
         self._queue: queue.Queue[DecodedChunk | BaseException] = queue.Queue(maxsize=settings.queue_chunks)

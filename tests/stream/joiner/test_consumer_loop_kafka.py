@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import pytest
 import yaml
-from confluent_kafka import Producer
 from confluent_kafka.admin import ConfigResource
 
 from stream.config.errors import UserError
@@ -13,7 +12,7 @@ from stream.config.pipeline import PipelineConfig
 from stream.joiner.consumer_loop import ensure_changelog_topic, read_state
 from stream.joiner.event_log import EventLogWriter
 from stream.joiner.state import changelog_topic_name, encode_record, encode_state_key
-from stream.kafka.client_config import producer_config, quiet_admin_client
+from stream.kafka.clients import new_admin, new_producer
 from stream.simulator import EventSimulator
 
 pytestmark = pytest.mark.kafka
@@ -26,7 +25,7 @@ def test_state_topic_is_created_compacted_and_a_wrong_partition_count_is_refused
     name = changelog_topic_name(kafka.topics.impressions.name + ".app")
     ensure_changelog_topic(kafka, name, 4)
     ensure_changelog_topic(kafka, name, 4)  # idempotent
-    admin = quiet_admin_client(kafka)
+    admin = new_admin(kafka)
     assert len(admin.list_topics(name, timeout=10).topics[name].partitions) == 4
     resource = ConfigResource(ConfigResource.Type.TOPIC, name)
     configs = admin.describe_configs([resource])[resource].result()
@@ -39,7 +38,7 @@ def test_read_state_keeps_each_key_s_last_value_and_applies_tombstones(pipeline_
     kafka = pipeline_config.kafka
     name = changelog_topic_name(kafka.topics.impressions.name + ".restore")
     ensure_changelog_topic(kafka, name, 4)
-    producer = Producer(producer_config(kafka))
+    producer = new_producer(kafka, name="test producer")
     writes = [
         (1, "1:i:a", {"v": 1}), (1, "1:i:b", {"v": 1}), (1, "1:i:a", {"v": 2}), (1, "1:i:b", None),
         (2, "2:clock", {"v": 9}), (3, "3:i:c", {"v": 1}), (3, "3:i:c", None),

@@ -5,11 +5,10 @@ import time
 import uuid
 
 import pytest
-from confluent_kafka import Consumer, Producer
 
 from stream.config.errors import UserError
 from stream.config.pipeline import load_config
-from stream.kafka.client_config import consumer_config, producer_config
+from stream.kafka.clients import new_consumer, new_producer
 from stream.kafka.config import TopicsConfig
 from stream.kafka.topics import check_co_partitioned, create_topics, describe_topics
 
@@ -39,7 +38,7 @@ def test_topics_create_then_keyed_messages_all_come_back(kafka_broker, pepnet_cl
     topic = kafka.topics.impressions.name
     assert {t.name: t.actual_partitions for t in describe_topics(kafka)}[topic] == 4
 
-    producer = Producer(producer_config(kafka))
+    producer = new_producer(kafka, name="test producer")
     partition_of_key: dict[str, set[int]] = {}
 
     def delivered(err, msg):
@@ -55,7 +54,7 @@ def test_topics_create_then_keyed_messages_all_come_back(kafka_broker, pepnet_cl
         producer.poll(0)
     assert producer.flush(30) == 0
 
-    consumer = Consumer(consumer_config(kafka, f"check-{uuid.uuid4().hex[:8]}"))
+    consumer = new_consumer(kafka, f"check-{uuid.uuid4().hex[:8]}", name="test consumer")
     consumer.subscribe([topic])
     received = []
     deadline = time.monotonic() + 60

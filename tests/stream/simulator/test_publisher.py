@@ -9,11 +9,10 @@ import uuid
 from collections import defaultdict
 
 import pytest
-from confluent_kafka import Consumer
 
 from stream.cli import simulate as simulate_cli
 from stream.events.formats import Action, Impression, action_from_dict, encode, impression_from_dict
-from stream.kafka.client_config import consumer_config
+from stream.kafka.clients import new_consumer
 from stream.kafka.config import KafkaConfig
 from stream.simulator import EventSimulator
 from stream.simulator.oracle import read_oracle_jsonl
@@ -26,7 +25,7 @@ IMPRESSIONS = 3000
 
 def consume_all(kafka: KafkaConfig, topic: str, expected: int, timeout_s: float = 60.0) -> list:
     """Every message of ``topic`` from the beginning, until ``expected`` arrived (or the timeout)."""
-    consumer = Consumer(consumer_config(kafka, f"sim-check-{uuid.uuid4().hex[:8]}"))
+    consumer = new_consumer(kafka, f"sim-check-{uuid.uuid4().hex[:8]}", name="test consumer")
     consumer.subscribe([topic])
     messages = []
     deadline = time.monotonic() + timeout_s

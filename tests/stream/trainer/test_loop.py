@@ -4,10 +4,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from confluent_kafka import Producer
 
 from monitoring.run_log import read_pass_records
-from stream.kafka.client_config import producer_config
+from stream.kafka.clients import new_producer
 from stream.trainer.checkpoint import CheckpointStore
 from stream.trainer.exporter import latest_pass_dir
 from stream.trainer.loop import IncrementalTrainer, RunOptions, TrainerPaths, read_manifests
@@ -48,7 +47,7 @@ def test_trains_every_sample_once_and_publishes(pipeline_config, tmp_path):
     samples = simulated_samples(config, 1000)
     # 50 samples written twice, as a joiner restarted after a crash rewrites its last output.
     fill_samples_topic(config, samples[:150] + samples[100:150] + samples[150:])
-    producer = Producer(producer_config(config.kafka))
+    producer = new_producer(config.kafka, name="test producer")
     producer.produce(config.kafka.topics.samples.name, b'{"not": "a sample"', b"7")  # skipped, counted
     producer.flush(30)
     summary = trainer_for(config, tmp_path / "run").run(RunOptions(stop_at_end=True))
