@@ -107,6 +107,24 @@ def read_export_chain(model_dir: Path, up_to_pass: int | None = None) -> list[Ex
     return chain
 
 
+def read_deltas_after(model_dir: Path, after_pass: int, up_to_pass: int) -> list[ExportFile] | None:
+    """The deltas that lead from the export of ``after_pass`` to the export of ``up_to_pass``, read
+    and verified, in order; None when no such chain of deltas exists (a snapshot was written in
+    between, or the files were pruned): the caller then reads the whole chain instead."""
+    listing = [entry for entry in _listing(Path(model_dir)) if after_pass < entry[0] <= up_to_pass]
+    if not listing or listing[-1][0] != up_to_pass or any(kind != "delta" for _, kind, _ in listing):
+        return None
+    chain: list[ExportFile] = []
+    previous = after_pass
+    for pass_index, kind, path in listing:
+        arrays, meta = read_npz_checked(path)
+        if meta.get("previous_pass") != previous:
+            return None
+        chain.append(ExportFile(path, kind, pass_index, arrays, meta))
+        previous = pass_index
+    return chain
+
+
 def prune_exports(model_dir: Path, keep_snapshots: int) -> list[Path]:
     """Delete exports older than the newest ``keep_snapshots`` snapshots; return what was deleted."""
     listing = _listing(model_dir)

@@ -17,11 +17,10 @@ from embedding_store.table import EmbeddingTable
 from pepnet.auc import auc
 from pepnet.config import ModelConfig
 from pepnet.schema import FeatureSchema
-from stream.config.errors import UserError
 from stream.config.loader import build_dataclass
 from stream.events.batching import SampleBatcher
 from stream.events.formats import Impression, JoinInfo, LabelledSample
-from stream.trainer.exporter import TABLE_DIR, latest_pass_dir
+from stream.scoring.model_files import ModelFileError, latest_pass, pass_files, read_dense_state
 from stream.trainer.training_model import TrainingModel
 
 
@@ -47,19 +46,30 @@ class ExportedModel:
         self.batcher = SampleBatcher(model.schema)
 
     @classmethod
-    def load(cls, model_dir: str | Path) -> ExportedModel:
-        """Load ``model_dir``'s ``LATEST`` pass; UserError if the directory holds no valid export."""
+    def load(cls, model_dir: str | Path, pass_index: int | None = None) -> ExportedModel:
+        """The pass ``LATEST`` names (or ``pass_index``): verified dense weights and the table chain up
+        to that pass only. A :class:`ModelFileError` (one line, a ``UserError``) when it cannot be used."""
+        model_dir = Path(model_dir)
+        files = latest_pass(model_dir) if pass_index is None else pass_files(model_dir, pass_index)
+        dense_state = read_dense_state(files.path)
         try:
-            pass_dir = latest_pass_dir(model_dir)
-            description = json.loads((pass_dir / "model.json").read_text(encoding="utf-8"))
-            schema = build_dataclass(FeatureSchema, description["schema"], "schema")
-            model_config = build_dataclass(ModelConfig, description["model"], "model")
-            table = EmbeddingTable.load_export(Path(model_dir) / description.get("table_dir", TABLE_DIR))
-        except (OSError, ValueError, KeyError) as error:
-            raise UserError(f"cannot load the exported model in {model_dir}: {error}") from None
-        model = TrainingModel(schema, model_config, table)
-        model.load_dense(pass_dir / "dense.pt")
-        return cls(model, int(description["pass_index"]))
+            schema = build_dataclass(FeatureSchema, files.description["schema"], "schema")
+            model_config = build_dataclass(ModelConfig, files.description["model"], "model")
+        except (KeyError, ValueError) as error:
+            raise ModelFileError("damaged", f"{files.path}/model.json describes no model ({error})") from None
+        try:
+            table = EmbeddingTable.load_export(model_dir / files.table_dir, up_to_pass=files.pass_index)
+        except (OSError, ValueError) as error:
+            raise ModelFileError("damaged", f"table export of pass {files.pass_index} unusable: {error}") from None
+        try:
+            model = TrainingModel(schema, model_config, table)
+            model.load_dense_state(dense_state)
+        except (KeyError, RuntimeError, ValueError) as error:
+            first_line = str(error).strip().splitlines()[0] if str(error).strip() else error.__class__.__name__
+            raise ModelFileError(
+                "damaged", f"{files.path}: dense weights do not match model.json ({first_line[:200]})"
+            ) from None
+        return cls(model, files.pass_index)
 
     def score(self, impressions: list[Impression | LabelledSample]) -> list[ScoredImpression]:
         """Probabilities of every task for each impression (table lookups never create rows)."""

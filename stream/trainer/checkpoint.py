@@ -9,8 +9,6 @@ checksums and :meth:`CheckpointStore.latest_valid` falls back to the previous on
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import os
 import re
@@ -19,10 +17,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 from stream.storage.atomic_file import atomic_directory
+from stream.storage.checksums import verify_checksums, write_checksums
 
 log = logging.getLogger(__name__)
 
-CHECKSUMS_FILE = "CHECKSUMS.json"
 FORMAT_VERSION = 1
 _NAME = re.compile(r"^ckpt-(\d{9})$")
 
@@ -57,30 +55,13 @@ class CheckpointStore:
         # An existing checkpoint of the same pass is a damaged one we fell back past: replaced.
         with atomic_directory(final) as tmp:
             write(tmp)
-            sums = {"format": FORMAT_VERSION, "pass_index": pass_index, "files": tree_checksums(tmp)}
-            (tmp / CHECKSUMS_FILE).write_text(json.dumps(sums, indent=1, sort_keys=True), encoding="utf-8")
+            write_checksums(tmp, {"format": FORMAT_VERSION, "pass_index": pass_index})
         self._prune()
         return final
 
     def verify(self, path: Path) -> str | None:
         """None if the checkpoint at ``path`` is complete and intact, else the reason."""
-        try:
-            sums = json.loads((path / CHECKSUMS_FILE).read_text(encoding="utf-8"))
-        except (OSError, ValueError) as error:
-            return f"{CHECKSUMS_FILE} unreadable ({error.__class__.__name__})"
-        if sums.get("format") != FORMAT_VERSION:
-            return f"format {sums.get('format')!r}, expected {FORMAT_VERSION}"
-        actual = tree_checksums(path)
-        actual.pop(CHECKSUMS_FILE, None)
-        expected = sums.get("files", {})
-        for name in sorted(set(expected) | set(actual)):
-            if name not in actual:
-                return f"{name} is missing"
-            if name not in expected:
-                return f"{name} is not listed in {CHECKSUMS_FILE}"
-            if actual[name] != expected[name]:
-                return f"{name} fails its checksum"
-        return None
+        return verify_checksums(path, FORMAT_VERSION)
 
     def latest_valid(self) -> tuple[int, Path] | None:
         """The newest intact checkpoint; damaged newer ones are skipped with a one-line warning."""
@@ -94,18 +75,3 @@ class CheckpointStore:
     def _prune(self) -> None:
         for _, path in self.list()[: -self.keep]:
             shutil.rmtree(path, ignore_errors=True)
-
-
-def sha256_file(path: str | os.PathLike[str]) -> str:
-    """Hex SHA-256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def tree_checksums(directory: str | os.PathLike[str]) -> dict[str, str]:
-    """Relative path -> SHA-256 of every file under ``directory`` (sorted)."""
-    root = Path(directory)
-    return {p.relative_to(root).as_posix(): sha256_file(p) for p in sorted(root.rglob("*")) if p.is_file()}

@@ -6,13 +6,15 @@ Layout of ``model_dir``::
     pass-<pass>/dense.pt                                network + domain statistics (tensors only)
     pass-<pass>/model.json                              schema, model config, embedding width
     pass-<pass>/manifest.json                           the pass manifest
+    pass-<pass>/CHECKSUMS.json                          SHA-256 of the three files above
     LATEST                                              "pass-<pass>", replaced atomically
 
-A reader follows ``LATEST`` for the dense weights and reads the table chain (newest snapshot +
-deltas). A pass directory is written with ``stream.storage.atomic_file.atomic_directory`` (temporary
-name, fsync, rename), so ``LATEST`` never names a partial directory. A crash after the table
-export of pass k but before ``LATEST`` moves leaves the chain one pass ahead of ``LATEST`` until
-the restarted trainer re-runs pass k, which rewrites the same files.
+A reader (``stream.scoring.model_files``) follows ``LATEST`` to a pass directory it verifies, and
+reads the table chain (newest snapshot + deltas) up to that pass only. A pass directory is
+written with ``stream.storage.atomic_file.atomic_directory`` (temporary name, fsync, rename), so
+``LATEST`` never names a partial directory. A crash after the table export of pass k but before
+``LATEST`` moves leaves the chain one pass ahead of ``LATEST`` (readers ignore it) until the
+restarted trainer re-runs pass k, which rewrites the same files.
 """
 
 from __future__ import annotations
@@ -23,11 +25,15 @@ import shutil
 from pathlib import Path
 
 from stream.storage.atomic_file import atomic_directory, atomic_text_writer
+from stream.storage.checksums import write_checksums
 from stream.trainer.manifest import PassManifest
 from stream.trainer.training_model import TrainingModel
 
 LATEST_FILE = "LATEST"
 TABLE_DIR = "table"
+PASS_FORMAT = 1  # format of a pass directory's CHECKSUMS.json
+DENSE_FILE = "dense.pt"
+DESCRIPTION_FILE = "model.json"
 
 
 def pass_dir_name(pass_index: int) -> str:
@@ -50,10 +56,11 @@ class ModelExporter:
         final = self.model_dir / pass_dir_name(index)
         # An existing directory of the same pass: re-export after a crash before its checkpoint.
         with atomic_directory(final) as tmp:
-            model.save_dense(tmp / "dense.pt", with_optimizer=False)
+            model.save_dense(tmp / DENSE_FILE, with_optimizer=False)
             description = dict(model.describe(), pass_index=index, table_dir=TABLE_DIR)
-            (tmp / "model.json").write_text(json.dumps(description, indent=1, sort_keys=True), encoding="utf-8")
+            (tmp / DESCRIPTION_FILE).write_text(json.dumps(description, indent=1, sort_keys=True), encoding="utf-8")
             (tmp / "manifest.json").write_text(manifest.to_json(), encoding="utf-8")
+            write_checksums(tmp, {"format": PASS_FORMAT, "pass_index": index})
         with atomic_text_writer(self.model_dir / LATEST_FILE) as latest:
             latest.write(final.name + "\n")
         self._prune()
@@ -63,15 +70,3 @@ class ModelExporter:
         passes = sorted(p for p in self.model_dir.glob("pass-*") if p.is_dir())
         for path in passes[: -self.keep]:
             shutil.rmtree(path, ignore_errors=True)
-
-
-def latest_pass_dir(model_dir: str | os.PathLike[str]) -> Path:
-    """The pass directory ``LATEST`` names; ValueError if there is none."""
-    model_dir = Path(model_dir)
-    pointer = model_dir / LATEST_FILE
-    if not pointer.is_file():
-        raise ValueError(f"model_dir {model_dir} has no {LATEST_FILE} file: nothing exported there yet")
-    path = model_dir / pointer.read_text(encoding="utf-8").strip()
-    if not path.is_dir():
-        raise ValueError(f"{pointer} names {path.name}, which does not exist")
-    return path

@@ -61,7 +61,10 @@ class TrainingModel:
 
     def load_dense(self, path: str | os.PathLike[str]) -> None:
         """Restore what :meth:`save_dense` wrote (tensors only, ``weights_only=True``)."""
-        state = torch.load(Path(path), weights_only=True)
+        self.load_dense_state(torch.load(Path(path), weights_only=True))
+
+    def load_dense_state(self, state: dict[str, Any]) -> None:
+        """Restore a :meth:`dense_state` (network and domain statistics; Adam and RNG when present)."""
         self.network.load_state_dict(state["network"])
         self.step.domain_stats.load_state({k: v.numpy() for k, v in state["domain_stats"].items()})
         if "optimizer" in state:

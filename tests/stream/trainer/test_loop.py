@@ -7,8 +7,8 @@ import torch
 
 from monitoring.run_log import read_pass_records
 from stream.kafka.clients import new_producer
+from stream.scoring.model_files import latest_pass
 from stream.trainer.checkpoint import CheckpointStore
-from stream.trainer.exporter import latest_pass_dir
 from stream.trainer.loop import IncrementalTrainer, RunOptions, TrainerPaths, read_manifests
 
 from .kafka_samples import fill_samples_topic, simulated_samples, small_config
@@ -61,7 +61,7 @@ def test_trains_every_sample_once_and_publishes(pipeline_config, tmp_path):
     assert [r.pass_index for r in records] == [m.pass_index for m in manifests]
     assert all(0.0 <= v <= 1.0 for r in records[1:] for v in r.auc.values() if v == v)
     assert records[-1].table_rows > 0
-    latest = latest_pass_dir(tmp_path / "run" / "model")
+    latest = latest_pass(tmp_path / "run" / "model").path
     assert latest.name == f"pass-{manifests[-1].pass_index:09d}"
     assert json.loads((latest / "manifest.json").read_text()) == manifests[-1].to_dict()
     # Per-partition ranges are contiguous from 0 to the end of the topic.
