@@ -27,6 +27,12 @@ class JoinerMetrics:
         orphan_actions: pepnet_joiner_orphan_actions_total, actions whose impression never arrived.
         prelabelled_samples: pepnet_joiner_prelabelled_samples_total, pre-labelled impressions passed
             straight through.
+        late_impressions: pepnet_joiner_late_impressions_total, impressions emitted at once with no
+            label observed (behind their stream, or their window already closed).
+        ahead_events: pepnet_joiner_ahead_events_total, events joined without moving their stream
+            time (too far ahead of it: a wrong clock, or traffic that moved on).
+        stream_time_jumps: pepnet_joiner_stream_time_jumps_total, stream times moved forward by a run
+            of ahead events.
         assigned_partitions: pepnet_joiner_assigned_partitions, input partitions this worker joins now.
         consumer_lag: pepnet_consumer_lag_messages{topic,partition}, from librdkafka statistics
             (`consumer_lag.update_from_stats`; the confluent-kafka engine only).
@@ -57,6 +63,15 @@ class JoinerMetrics:
         self.orphan_actions = counter("pepnet_joiner_orphan_actions_total", "Actions whose impression was never seen.")
         self.prelabelled_samples = counter(
             "pepnet_joiner_prelabelled_samples_total", "Pre-labelled impressions passed straight through."
+        )
+        self.late_impressions = counter(
+            "pepnet_joiner_late_impressions_total", "Impressions emitted at once with no label observed (late)."
+        )
+        self.ahead_events = counter(
+            "pepnet_joiner_ahead_events_total", "Events joined without moving their stream time (far ahead of it)."
+        )
+        self.stream_time_jumps = counter(
+            "pepnet_joiner_stream_time_jumps_total", "Stream times moved forward by a run of far-ahead events."
         )
         self.dead_letters = counter(
             "pepnet_dead_letters_total", "Invalid events sent to the dead-letter topic, by reason.", ["reason"]

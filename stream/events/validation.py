@@ -35,6 +35,8 @@ REASONS: tuple[str, ...] = (
     "future_timestamp",
     "negative_timestamp",
     "key_mismatch",
+    "missing_key",
+    "future_event_time",  # raised by the join (stream.joiner.clock_skew), not by the validator
     "unknown_topic",
     "processing_error",  # not a validation failure: the worker failed on a valid-looking event
 )
@@ -131,6 +133,12 @@ class EventValidator:
         if not value or len(value) > self.limits.max_id_chars:
             raise InvalidEvent(name, f"must have 1..{self.limits.max_id_chars} characters", "bad_id")
         return value
+
+    def check_message_key(self, key: bytes | None) -> None:
+        """A Kafka message must have a key (the user id) when ``require_key_match``: without one it
+        lands in an arbitrary partition, away from the rest of its user's events."""
+        if key is None and self.limits.require_key_match:
+            raise InvalidEvent("key", "the message has no key; it must be the user id (co-partitioning)", "missing_key")
 
     def _check_key(self, key: bytes | None, user_id: int) -> None:
         if self.limits.require_key_match and key is not None and key != str(user_id).encode():

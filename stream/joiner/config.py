@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from stream.joiner.clock_skew import ClockSkewPolicy
+
 MAX_EVENT_ID = 2**63  # ids must fit a signed 64-bit integer (exclusive bound)
 
 
@@ -96,6 +98,14 @@ class JoinerConfig:
     # A worker killed with -9 keeps its partitions until the group coordinator stops hearing from
     # it: this long (seconds). Short enough for a quick take-over, long enough for GC pauses.
     session_timeout_s: float = 10.0
+    # Wrong device clocks (docs/events.md, "Event-time skew"), per input of a partition: an event up
+    # to clock_step_ms ahead of the stream time moves it (None = grace_ms / 2; 0 = no guard, the
+    # stream time is the largest event time read); one further ahead is joined without moving it,
+    # or dead-lettered as future_event_time beyond max_ahead_ms; the stream time jumps forward only
+    # once clock_jump_users different users are that far ahead with no on-time event between them.
+    clock_step_ms: int | None = None
+    max_ahead_ms: int = 3_600_000
+    clock_jump_users: int = 3
     validation: ValidationLimits = field(default_factory=ValidationLimits)
     loop: ConsumeLoopSettings = field(default_factory=ConsumeLoopSettings)
     faust: FaustSettings = field(default_factory=FaustSettings)
@@ -115,3 +125,21 @@ class JoinerConfig:
             raise ValueError(f"session_timeout_s must be > 0 (seconds), got {self.session_timeout_s}")
         if self.idle_close_ms < 0:
             raise ValueError(f"idle_close_ms must be >= 0 (ms, 0 = never), got {self.idle_close_ms}")
+        if self.clock_step_ms is not None and not 0 <= self.clock_step_ms <= self.grace_ms:
+            raise ValueError(
+                f"clock_step_ms must be in [0, grace_ms = {self.grace_ms}] (ms; null = grace_ms / 2, 0 = off): "
+                f"an event accepted further ahead would make on-time events late; got {self.clock_step_ms}"
+            )
+        if self.max_ahead_ms < self.step_ms:
+            raise ValueError(f"max_ahead_ms must be >= clock_step_ms ({self.step_ms} ms), got {self.max_ahead_ms}")
+        if self.clock_jump_users < 1:
+            raise ValueError(f"clock_jump_users must be >= 1, got {self.clock_jump_users}")
+
+    @property
+    def step_ms(self) -> int:
+        """The effective clock step (ms): ``clock_step_ms``, or half the grace when unset."""
+        return self.grace_ms // 2 if self.clock_step_ms is None else self.clock_step_ms
+
+    def skew_policy(self) -> ClockSkewPolicy:
+        """The event-time skew bounds of the join (stream.joiner.clock_skew)."""
+        return ClockSkewPolicy(self.step_ms, self.max_ahead_ms, self.clock_jump_users, self.grace_ms)

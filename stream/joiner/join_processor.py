@@ -57,6 +57,7 @@ class JoinProcessor:
         self.metrics = metrics
         self.tasks = schema.task_names
         self.validator = EventValidator(schema, joiner.validation)
+        self.skew = joiner.skew_policy()
         self.state_records = state_records
         self.wall_clock_ms = wall_clock_ms
         self.impressions_topic = topics.impressions.name
@@ -84,13 +85,15 @@ class JoinProcessor:
         joiner = self.joiner(partition)
         try:
             if topic == self.impressions_topic:
+                self.validator.check_message_key(key)
                 impression = self.validator.impression(value, key, self.wall_clock_ms())
-                self.metrics.impressions_consumed.inc()
                 joiner.on_impression(impression, offset, value)
+                self.metrics.impressions_consumed.inc()
             elif topic == self.actions_topic:
+                self.validator.check_message_key(key)
                 action = self.validator.action(value, key, self.wall_clock_ms())
-                self.metrics.actions_consumed.inc()
                 joiner.on_action(action, offset)
+                self.metrics.actions_consumed.inc()
             else:
                 raise InvalidEvent("topic", f"not an input topic: {topic}", "unknown_topic")
             return None
@@ -122,7 +125,7 @@ class JoinProcessor:
         """Rebuild the joiner of ``partition`` (close heaps included) from its state records."""
         config = self.config
         joiner = PartitionJoiner.restore(
-            partition, self.tasks, config.window_ms, config.grace_ms, self.state_records(partition)
+            partition, self.tasks, config.window_ms, config.grace_ms, self.state_records(partition), self.skew
         )
         self.joiners[partition] = joiner
         self.metrics.assigned_partitions.set(len(self.joiners))
@@ -162,6 +165,9 @@ class JoinProcessor:
         m.joined_actions.inc(counts["joined_actions"])
         m.late_actions.inc(counts["late_actions"])
         m.orphan_actions.inc(counts["orphan_actions"])
+        m.late_impressions.inc(counts["late_impressions"])
+        m.ahead_events.inc(counts["ahead_events"])
+        m.stream_time_jumps.inc(counts["stream_time_jumps"])
         self._update_pending()
         return out
 

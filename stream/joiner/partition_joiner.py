@@ -12,8 +12,12 @@ changelog-backed table and produces :attr:`JoinOutput.emitted`. Rules (docs/even
   otherwise it is late and dropped. An on-time action attaches to its pending impression when it
   falls inside ``[impression time, impression time + window]``; an action read before its
   impression waits until the impression stream passes its time + grace, then it is an orphan.
-* An impression older than its stream time minus grace is late: emitted at once with no label
-  observed (its actions may already be gone), so the outcome never depends on read interleaving.
+* An impression older than its stream time minus grace, or whose window the watermark has already
+  passed (after an idle close), is late: emitted at once with no label observed (its actions may
+  already be gone), so the outcome never depends on read interleaving.
+* Wrong clocks (``stream.joiner.clock_skew``): an event far ahead of its input's stream time is
+  joined without moving it, or dead-lettered (``InvalidEvent`` ``future_event_time``) beyond
+  ``max_ahead_ms``; the stream time never jumps on one event.
 * Events at or below the last applied offset of their input are skipped: after a crash the
   restored state already holds their effect.
 """
@@ -27,6 +31,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from stream.events.formats import Action, Impression, JoinInfo, LabelledSample
+from stream.events.validation import InvalidEvent
+from stream.joiner.clock_skew import Admission, ClockSkewPolicy
 from stream.joiner.state import (
     NO_TIME,
     PendingImpression,
@@ -63,12 +69,20 @@ class PartitionJoiner:
     """Joins the actions of one partition to its impressions in event time."""
 
     def __init__(
-        self, partition: int, tasks: list[str], window_ms: int, grace_ms: int, late_memory_ms: int = 600_000
+        self,
+        partition: int,
+        tasks: list[str],
+        window_ms: int,
+        grace_ms: int,
+        late_memory_ms: int = 600_000,
+        skew: ClockSkewPolicy | None = None,
     ) -> None:
         self.partition = partition
         self.tasks = list(tasks)
         self.window_ms = window_ms
         self.grace_ms = grace_ms
+        # None: no guard, the stream time is the largest event time read (unit tests of the rules).
+        self.skew = skew or ClockSkewPolicy(0, 0, 1, grace_ms)
         self.clock = StreamClock()
         self.pending: dict[str, PendingImpression] = {}
         self.early: dict[str, set[tuple[str, int]]] = {}
@@ -94,10 +108,11 @@ class PartitionJoiner:
         window_ms: int,
         grace_ms: int,
         records: Iterable[tuple[str, dict[str, Any] | bytes]],
+        skew: ClockSkewPolicy | None = None,
     ) -> PartitionJoiner:
         """Rebuild a joiner, including its close heaps, from the state records of ``partition``
         (decoded, or JSON bytes as :meth:`drain` wrote them)."""
-        joiner = cls(partition, tasks, window_ms, grace_ms)
+        joiner = cls(partition, tasks, window_ms, grace_ms, skew=skew)
         prefix = f"{partition}:"
         for key, record in records:
             if not key.startswith(prefix) or record is None:
@@ -130,7 +145,9 @@ class PartitionJoiner:
         """Apply one valid impression read at ``offset`` of impressions partition p.
 
         ``impression_json``: its JSON object as read (validated), reused in the state record and
-        the sample instead of encoding the impression again; empty = encode it.
+        the sample instead of encoding the impression again; empty = encode it. Raises
+        :class:`InvalidEvent` (``future_event_time``, after recording the offset) for an impression
+        too far ahead of the stream time: the caller dead-letters it.
         """
         clock = self.clock
         if offset <= clock.impressions_offset:
@@ -142,10 +159,15 @@ class PartitionJoiner:
             # Pre-labelled input takes no part in the join, not even in the stream time.
             self._emit_prelabelled(impression, impression_json)
             return
-        on_time = clock.impressions_time_ms == NO_TIME or (
-            impression.event_time_ms >= clock.impressions_time_ms - self.grace_ms
-        )
-        clock.impressions_time_ms = max(clock.impressions_time_ms, impression.event_time_ms)
+        time_ms = impression.event_time_ms
+        # Late: more than grace behind its stream, or its window already closed by an idle close
+        # (the watermark floor): joining it would emit it at once with every label 0.
+        on_time = (
+            clock.impressions_time_ms == NO_TIME or time_ms >= clock.impressions_time_ms - self.grace_ms
+        ) and self._deadline(impression) >= clock.watermark_ms
+        admission = self.skew.admit(clock.impressions_time_ms, clock.impressions_votes, impression.user_id, time_ms)
+        clock.impressions_time_ms = admission.stream_time
+        self._check_skew("impressions", admission, time_ms)
         impression_id = impression.impression_id
         if impression_id in self.pending:
             self._out.counts["duplicate_impressions"] += 1
@@ -166,15 +188,19 @@ class PartitionJoiner:
         self._close_due()
 
     def on_action(self, action: Action, offset: int) -> None:
-        """Apply one valid action read at ``offset`` of actions partition p."""
+        """Apply one valid action read at ``offset`` of actions partition p (raises
+        :class:`InvalidEvent` ``future_event_time`` like :meth:`on_impression`)."""
         clock = self.clock
         if offset <= clock.actions_offset:
             self._out.counts["replayed_skipped"] += 1
             return
-        on_time = clock.actions_time_ms == NO_TIME or (action.event_time_ms >= clock.actions_time_ms - self.grace_ms)
-        clock.actions_time_ms = max(clock.actions_time_ms, action.event_time_ms)
+        time_ms = action.event_time_ms
+        on_time = clock.actions_time_ms == NO_TIME or time_ms >= clock.actions_time_ms - self.grace_ms
+        admission = self.skew.admit(clock.actions_time_ms, clock.actions_votes, action.user_id, time_ms)
+        clock.actions_time_ms = admission.stream_time
         clock.actions_offset = offset
         self._clock_dirty = True
+        self._check_skew("actions", admission, time_ms)
         if not on_time:
             self._out.counts["late_actions"] += 1
         else:
@@ -232,6 +258,20 @@ class PartitionJoiner:
         return len(self.pending)
 
     # -- internals --------------------------------------------------------------------------
+
+    def _check_skew(self, input_name: str, admission: Admission, time_ms: int) -> None:
+        counts = self._out.counts
+        counts["stream_time_jumps"] += admission.jumped
+        if admission.verdict == "ahead":
+            counts["ahead_events"] += 1
+        elif admission.verdict == "too_far":
+            stream_time = admission.stream_time
+            raise InvalidEvent(
+                "event_time_ms",
+                f"{time_ms} is {time_ms - stream_time} ms ahead of the stream time of {input_name} partition "
+                f"{self.partition} ({stream_time}; joiner.max_ahead_ms {self.skew.max_ahead_ms}): a wrong clock?",
+                "future_event_time",
+            )
 
     def _deadline(self, impression: Impression) -> int:
         return impression.event_time_ms + self.window_ms + self.grace_ms
@@ -315,3 +355,6 @@ class PartitionJoiner:
         self._out.counts["late_impressions"] += 1
         if impression.impression_id in self.early:
             self._drop_early(impression.impression_id, "late_actions")
+        # Its actions still to come are late too, not orphans (counted only).
+        self._recent[impression.impression_id] = join.closed_at_watermark_ms
+        self._recent_order.append((join.closed_at_watermark_ms, impression.impression_id))

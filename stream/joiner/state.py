@@ -28,11 +28,14 @@ ActionKey = tuple[str, int]  # (task name, action event time ms): an action coun
 class StreamClock:
     """Event-time progress of one partition's two inputs (ms of event time, Kafka offsets)."""
 
-    impressions_time_ms: int = NO_TIME  # max event time read on impressions partition p
-    actions_time_ms: int = NO_TIME  # max event time read on actions partition p
+    impressions_time_ms: int = NO_TIME  # stream time of impressions partition p (stream.joiner.clock_skew)
+    actions_time_ms: int = NO_TIME  # stream time of actions partition p
     impressions_offset: int = NO_OFFSET  # last offset applied to this state
     actions_offset: int = NO_OFFSET
     closed_to_ms: int = NO_TIME  # watermark floor set by an idle close
+    # Per input: [user id, event time] of users far ahead of its stream time (stream.joiner.clock_skew).
+    impressions_votes: list[list[int]] = field(default_factory=list)
+    actions_votes: list[list[int]] = field(default_factory=list)
 
     @property
     def watermark_ms(self) -> int:
@@ -40,7 +43,11 @@ class StreamClock:
         return max(self.closed_to_ms, min(self.impressions_time_ms, self.actions_time_ms))
 
     def to_record(self) -> dict[str, Any]:
-        return asdict(self)
+        record = asdict(self)
+        for name in ("impressions_votes", "actions_votes"):
+            if not record[name]:
+                del record[name]  # the usual case: keep the record as small as it was
+        return record
 
     @classmethod
     def from_record(cls, record: dict[str, Any]) -> StreamClock:

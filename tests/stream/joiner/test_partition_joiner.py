@@ -9,6 +9,8 @@ import pytest
 
 from stream.config.pipeline import load_config
 from stream.events.formats import Action, Impression, LabelledSample
+from stream.events.validation import InvalidEvent
+from stream.joiner.clock_skew import ClockSkewPolicy
 from stream.joiner.partition_joiner import JoinOutput, PartitionJoiner
 from stream.simulator import EventSimulator
 
@@ -17,12 +19,12 @@ W, G = 1000, 100
 T0 = 1_000_000
 
 
-def imp(i: int, t: int, labels: dict[str, int] | None = None) -> Impression:
-    return Impression(f"i{i}", 7, 1, 2, "tab1", t, {}, {}, labels)
+def imp(i: int, t: int, labels: dict[str, int] | None = None, user: int = 7) -> Impression:
+    return Impression(f"i{i}", user, 1, 2, "tab1", t, {}, {}, labels)
 
 
-def act(i: int, t: int, task: str = "click") -> Action:
-    return Action(f"i{i}", 7, task, t)
+def act(i: int, t: int, task: str = "click", user: int = 7) -> Action:
+    return Action(f"i{i}", user, task, t)
 
 
 class Feed:
@@ -131,6 +133,59 @@ def test_close_all_emits_every_pending_impression() -> None:
     assert f.joiner.pending_count == 0
 
 
+def test_an_on_time_impression_after_an_idle_close_is_late_not_a_wrong_zero() -> None:
+    """Issue 12 case 1: the idle close's watermark floor already closed its window; joining it
+    emitted click = 0 at once, and its click was then counted late."""
+    f = new_feed()
+    f.send(imp(1, T0), act(1, T0 + 5))
+    f.joiner.close_all()
+    f.send(imp(2, T0 - 50), act(2, T0 - 40))  # on time for its stream (grace 100), window closed
+    f.send(imp(3, T0 + 3), act(3, T0 + 20))  # its window ends before the floor too
+    f.send(imp(4, T0 + 10), act(4, T0 + 30))  # a window ending after the floor joins normally
+    f.send(imp(5, T0 + 9000), act(5, T0 + 9000))
+    samples = {s.sample_id: (s.labels, s.join.source) for s in f.samples}
+    assert samples == {
+        "i1": ({"click": 1, "like": 0}, "join"),
+        "i2": ({}, "late_impression"),
+        "i3": ({}, "late_impression"),
+        "i4": ({"click": 1, "like": 0}, "join"),
+    }
+    assert f.counts["late_impressions"] == 2 and f.counts["late_actions"] == 2
+
+
+def test_an_impression_ahead_of_its_stream_joins_its_own_actions_without_moving_the_stream() -> None:
+    skew = ClockSkewPolicy(step_ms=50, max_ahead_ms=60_000, jump_users=3, grace_ms=G)
+    f = Feed(PartitionJoiner(0, TASKS, W, G, skew=skew))
+    start = [imp(k, T0 + k, user=k) for k in (1, 2, 3)] + [act(k, T0 + 10 + k, user=k) for k in (1, 2, 3)]
+    f.send(*start)  # three users set both stream times
+    f.send(imp(4, T0 + 30_000, user=4), act(4, T0 + 30_010, user=4))  # a clock 30 s ahead
+    f.send(imp(5, T0 + 40, user=5), act(5, T0 + 60, "like", user=5))  # still on time
+    assert f.joiner.clock.impressions_time_ms == T0 + 40 and f.joiner.clock.actions_time_ms == T0 + 60
+    later = [(imp(10 + k, T0 + 40 + 40 * k, user=k), act(10 + k, T0 + 40 + 40 * k, user=k)) for k in range(1, 40)]
+    f.send(*[e for pair in later for e in pair])
+    labels = {s.sample_id: s.labels for s in f.samples}
+    assert labels["i1"] == {"click": 1, "like": 0} and labels["i5"] == {"click": 0, "like": 1}
+    assert "i4" not in labels and f.joiner.pending["i4"].actions == {("click", T0 + 30_010)}
+    assert f.counts["ahead_events"] == 2 and "late_impressions" not in f.counts
+
+
+def test_votes_for_a_jump_survive_a_restore_and_then_move_the_stream_time() -> None:
+    skew = ClockSkewPolicy(step_ms=50, max_ahead_ms=1_000, jump_users=3, grace_ms=G)
+    first = PartitionJoiner(0, TASKS, W, G, skew=skew)
+    for k in (1, 2, 3):
+        first.on_impression(imp(k, T0 + k, user=k), k - 1)
+    for k in (4, 5):  # traffic resumes 10 s later: too far ahead, dead-lettered
+        with pytest.raises(InvalidEvent, match="ahead of the stream time of impressions partition 0"):
+            first.on_impression(imp(k, T0 + 10_000 + k, user=k), k - 1)
+    table = dict(first.drain().changes)
+    restored = PartitionJoiner.restore(0, TASKS, W, G, table.items(), skew)
+    assert restored.clock.impressions_votes == [[4, T0 + 10_004], [5, T0 + 10_005]]
+    restored.on_impression(imp(6, T0 + 10_006, user=6), 5)  # the third user: the stream time jumps
+    out = restored.drain()
+    assert restored.clock.impressions_time_ms == T0 + 10_006 and list(restored.pending) == ["i1", "i2", "i3", "i6"]
+    assert out.counts["stream_time_jumps"] == 1 and b"votes" not in dict(out.changes)["0:clock"]
+
+
 def test_duplicate_events_below_the_applied_offset_are_skipped() -> None:
     j = PartitionJoiner(0, TASKS, W, G)
     j.on_impression(imp(1, T0), 0)
@@ -170,8 +225,12 @@ def _interleave(events: list[Any], seed: int) -> list[Any]:
     return out
 
 
+# The default clock-skew guard: normal traffic never trips it, so the rules above are unchanged.
+SKEW = load_config(environ={}).joiner.skew_policy()
+
+
 def _run(events: list[Any], window_ms: int, tasks: list[str]) -> dict[str, LabelledSample]:
-    f = Feed(PartitionJoiner(0, tasks, window_ms, 30_000))
+    f = Feed(PartitionJoiner(0, tasks, window_ms, 30_000, skew=SKEW))
     for e in events:
         f.send(e)
     f.joiner.close_all()
@@ -200,7 +259,7 @@ def test_crash_at_any_point_restores_to_identical_samples(simulated: Any) -> Non
         table: dict[str, Any] = {}
         log: list[tuple[str, Any]] = []  # changelog in write order
         emitted: dict[str, LabelledSample] = {}
-        joiner = PartitionJoiner(0, tasks, window_ms, 30_000)
+        joiner = PartitionJoiner(0, tasks, window_ms, 30_000, skew=SKEW)
         offsets = {"i": -1, "a": -1}
         boundaries: list[tuple[int, dict[str, int], int]] = [(0, dict(offsets), 0)]  # (event, offsets, log)
         position = 0
@@ -223,7 +282,7 @@ def test_crash_at_any_point_restores_to_identical_samples(simulated: Any) -> Non
         resume, offsets, durable = boundaries[rng.randrange(0, len(boundaries) - 1)]
         for key, record in log[: rng.randrange(durable, len(log) + 1)]:
             table.pop(key, None) if record is None else table.__setitem__(key, record)
-        restored = PartitionJoiner.restore(0, tasks, window_ms, 30_000, table.items())
+        restored = PartitionJoiner.restore(0, tasks, window_ms, 30_000, table.items(), SKEW)
         f = Feed(restored)
         f.offsets = offsets
         for e in order[resume:]:

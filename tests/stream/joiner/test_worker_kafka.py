@@ -29,6 +29,7 @@ from stream.joiner.event_log import EventLogWriter, read_topic
 from stream.simulator import EventSimulator
 from tests.conftest import REPO_ROOT
 from tests.stream.joiner.malformed_events import KINDS, corrupt, kinds_for
+from tests.stream.joiner.wrong_clocks import assert_wrong_clock_samples, with_wrong_clocks, wrong_clock_users
 
 pytestmark = pytest.mark.kafka
 
@@ -86,14 +87,16 @@ class WorkerProcess:
                 self.process.wait(10)
 
 
-def write_worker_config(config: PipelineConfig, tmp_path: Path, name: str, engine: str = "kafka") -> Path:
+def write_worker_config(
+    config: PipelineConfig, tmp_path: Path, name: str, engine: str = "kafka", idle_close_ms: int = 2000
+) -> Path:
     """A worker config file; the app id (= state) is unique to the test's topics."""
     topics = {role: {"name": t.name} for role, t in config.kafka.topics.by_role().items()}
     app_id = config.kafka.topics.impressions.name.removesuffix(".impressions") + f".{name}"
     data = {
         "kafka": {"bootstrap": config.kafka.bootstrap, "topics": topics},
         "joiner": {
-            "app_id": app_id, "window_ms": WINDOW_MS, "grace_ms": GRACE_MS, "idle_close_ms": 2000,
+            "app_id": app_id, "window_ms": WINDOW_MS, "grace_ms": GRACE_MS, "idle_close_ms": idle_close_ms,
             "engine": engine, "session_timeout_s": 6.0, "faust": {"data_dir": str(tmp_path / "faust")},
         },
         "monitoring": {"worker_port": 0},
@@ -272,19 +275,34 @@ def test_two_workers_share_the_partitions(pipeline_config: PipelineConfig, tmp_p
 
 
 def test_switching_engines_keeps_the_state(pipeline_config: PipelineConfig, tmp_path: Path) -> None:
-    """faust stops halfway (SIGTERM), the kafka engine goes on from its commits and its state records."""
+    """faust stops halfway (SIGTERM), the kafka engine goes on from its commits and its state records.
+
+    The first 70% of the stream is published, faust joins until it has emitted samples (windows
+    closed by the watermark; no idle close, which would close the impressions whose actions are
+    still to come), stops; then the rest is published for the kafka engine. Every step waits for a
+    condition, so a loaded machine only makes it slower.
+    """
     n = 3000
     simulator, truth = ground_truth(pipeline_config, n)
+    events = list(simulator.events(n))
+    split = int(len(events) * 0.7)
     writer = EventLogWriter(pipeline_config.kafka)
-    total = writer.send_events(simulator.events(n))
+    writer.send_events(events[:split])
     writer.flush()
-    first = WorkerProcess(write_worker_config(pipeline_config, tmp_path, "switch", "faust"))
+    first = WorkerProcess(write_worker_config(pipeline_config, tmp_path, "switch", "faust", idle_close_ms=0))
     try:
-        first.wait_consumed(total // 2)
+        deadline = time.monotonic() + 120
+        while first.metric("pepnet_joiner_samples_emitted_total") < 1:
+            assert first.process.poll() is None, f"faust worker exited with {first.process.returncode}"
+            assert time.monotonic() < deadline, "the faust worker emitted no sample in 120 s"
+            time.sleep(0.2)
     finally:
         first.stop()
+    assert first.process.returncode == 0
     before_switch = read_topic(pipeline_config.kafka, pipeline_config.kafka.topics.samples.name, 4)
     assert 0 < len(before_switch) < n
+    writer.send_events(events[split:])
+    writer.flush()
     second = WorkerProcess(write_worker_config(pipeline_config, tmp_path, "switch", "kafka"))
     try:
         samples = read_samples(pipeline_config, "samples", n)
@@ -293,3 +311,44 @@ def test_switching_engines_keeps_the_state(pipeline_config: PipelineConfig, tmp_
         second.stop()
     assert by_id(samples) == truth
     assert read_again < n  # it resumed from faust's commits instead of reading everything again
+
+
+def test_wrong_device_clocks_leave_every_other_impression_with_its_ground_truth_labels(
+    pipeline_config: PipelineConfig, tmp_path: Path
+) -> None:
+    """A few users of several partitions have clocks minutes to days ahead or behind: their events
+    are joined without moving the stream time (ahead by less than joiner.max_ahead_ms; closed when
+    the stream gets there, with their true labels), dead-lettered as future_event_time (further
+    ahead) or emitted unlabelled (behind); every other impression gets exactly its ground-truth
+    labels."""
+    n = 3000
+    simulator, truth = ground_truth(pipeline_config, n)
+    events = list(simulator.events(n))
+    offsets = wrong_clock_users(events)
+    writer = EventLogWriter(pipeline_config.kafka)
+    writer.send_events(with_wrong_clocks(events, offsets))
+    writer.flush()
+    max_ahead = pipeline_config.joiner.max_ahead_ms
+    owner = {e.impression_id: e.user_id for e in events if isinstance(e, Impression)}
+    good = {k: labels for k, labels in truth.items() if owner[k] not in offsets}
+    behind = [k for k in truth if offsets.get(owner[k], 0) < 0]
+    far = {u for u, o in offsets.items() if o > max_ahead}
+    far_events = sum(1 for e in events if e.user_id in far)
+    worker = WorkerProcess(write_worker_config(pipeline_config, tmp_path, "clocks"))
+    try:
+        samples = read_samples(pipeline_config, "samples", len(good) + len(behind))
+        topic = pipeline_config.kafka.topics.dead_letters
+        letters = read_topic(pipeline_config.kafka, topic.name, topic.partitions)  # all produced by now
+        assert worker.metric("pepnet_joiner_ahead_events_total") > 0
+    finally:
+        worker.stop()
+    inputs = read_topic(pipeline_config.kafka, pipeline_config.kafka.topics.impressions.name, 4)
+    partitions = {m.partition for m in inputs if int(m.key) in offsets}
+    assert len(partitions) >= 3  # wrong clocks in several partitions
+
+    assert by_id([s for s in samples if owner[s.sample_id] not in offsets]) == good
+    assert_wrong_clock_samples([s for s in samples if owner[s.sample_id] in offsets], truth, behind)
+    parsed = [DeadLetter.from_message(m.key, m.value, m.headers) for m in letters]
+    assert {d.reason for d in parsed} == {"future_event_time"} and {int(d.key) for d in parsed} == far
+    # Before an input has a stream time (its first users) nothing is "ahead": joined, never emitted.
+    assert far_events - 2 * 4 * pipeline_config.joiner.clock_jump_users <= len(parsed) <= far_events
