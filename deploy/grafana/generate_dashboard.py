@@ -161,6 +161,11 @@ ROWS: list[tuple[str, list[Panel]]] = [
                 [
                     ("sum(rate(pepnet_joiner_impressions_consumed_total[$__rate_interval]))", "impressions"),
                     ("sum(rate(pepnet_joiner_actions_consumed_total[$__rate_interval]))", "actions"),
+                    (
+                        "sum(rate(pepnet_joiner_ahead_events_total[$__rate_interval]))",
+                        "far ahead of their stream (wrong clocks)",
+                    ),
+                    ("sum(rate(pepnet_joiner_stream_time_jumps_total[$__rate_interval]))", "stream time jumps"),
                 ],
             ),
             Panel(
@@ -169,6 +174,10 @@ ROWS: list[tuple[str, list[Panel]]] = [
                 [
                     ("sum(rate(pepnet_joiner_samples_emitted_total[$__rate_interval]))", "joined"),
                     ("sum(rate(pepnet_joiner_prelabelled_samples_total[$__rate_interval]))", "pre-labelled"),
+                    (
+                        "sum(rate(pepnet_joiner_late_impressions_total[$__rate_interval]))",
+                        "late impressions (unlabelled)",
+                    ),
                 ],
             ),
             Panel(
