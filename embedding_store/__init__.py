@@ -12,7 +12,8 @@ the project depends on (interface.py: ``EmbeddingRows`` for a training step,
 * score.py: decayed show/positive score. eviction.py: TTL, min-updates, lowest scores (no sort).
 * adagrad.py: de-duplicated sparse AdaGrad. row_init.py: new rows from key + seed.
 * table_state.py: the table's state as data (``RowArrays``, ``TableCounters``).
-* table_files.py: checkpoints and exports of a table, iterating that state.
+* table_files.py: the full state in one file, and exports of a table, iterating that state.
+* table_checkpoint.py: incremental checkpoints (a base, then increments of what changed).
 * export.py + npz_file.py: snapshot/delta export files, atomic, checksummed, no pickle.
 * inputs.py: checks of the keys, slots and event times callers pass in.
 * stats.py: ``TableStats`` and ``PassEndReport``.

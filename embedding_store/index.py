@@ -6,6 +6,10 @@ slot (``slot_bucket``), which lets ``remove`` skip probing. Every operation hand
 per numpy step; the Python loop runs once per probe distance, not once per key. Deletions leave
 tombstones, which ``rebuild`` clears (in place, in chunks) when live + tombstone buckets pass
 ``max_fill`` of the table.
+
+For incremental checkpoints the index remembers which buckets it wrote since the last
+``take_changes`` (at most ``n_buckets / 16`` positions; past that, or after a rebuild, it reports
+that every bucket may have changed).
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ EMPTY = np.int32(-1)
 TOMBSTONE = np.int32(-2)
 _FIBONACCI = np.uint64(0x9E3779B97F4A7C15)
 _REBUILD_CHUNK = 1 << 20  # rows reinserted per step, bounding the rebuild's temporary memory
+_CHANGE_LOG_SHARE = 16  # the change log holds at most n_buckets / this positions (int32)
 
 
 class OpenAddressingIndex:
@@ -28,6 +33,9 @@ class OpenAddressingIndex:
         self.live = 0
         self.tombstones = 0
         self.max_fill = max_fill
+        self._changes: list[np.ndarray] = []
+        self._changes_count = 0
+        self._changed_all = True  # until the first take_changes: nothing to compare against
 
     def state(self) -> tuple[dict[str, np.ndarray], dict[str, int]]:
         """Arrays and counters that restore this index exactly (``restore``)."""
@@ -41,6 +49,23 @@ class OpenAddressingIndex:
         self.buckets[...] = arrays["buckets"]
         self.slot_bucket[...] = arrays["slot_bucket"]
         self.live, self.tombstones = int(counters["live"]), int(counters["tombstones"])
+        self.take_changes()
+
+    def take_changes(self) -> np.ndarray | None:
+        """Bucket positions written since the last call (unique, ascending), or None when every
+        bucket may have changed (a rebuild, an overflowing log, the first call); then forgets them."""
+        changes = None if self._changed_all else np.unique(np.concatenate([np.empty(0, np.int32), *self._changes]))
+        self._changes, self._changes_count, self._changed_all = [], 0, False
+        return changes
+
+    def _note_changes(self, positions: np.ndarray) -> None:
+        if self._changed_all:
+            return
+        self._changes_count += positions.shape[0]
+        if self._changes_count > self.n_buckets // _CHANGE_LOG_SHARE:
+            self._changes, self._changed_all = [], True
+        else:
+            self._changes.append(positions.astype(np.int32))
 
     @property
     def n_buckets(self) -> int:
@@ -96,6 +121,7 @@ class OpenAddressingIndex:
             free = current < 0
             free_pos, free_slots = pos[free], pending[free]
             buckets[free_pos] = free_slots  # among equal positions one write wins; the others probe on
+            self._note_changes(free_pos)
             won_free = buckets[free_pos] == free_slots
             self.slot_bucket[free_slots[won_free]] = free_pos[won_free]
             self.tombstones -= int(np.count_nonzero(current[free][won_free] == TOMBSTONE))
@@ -108,7 +134,9 @@ class OpenAddressingIndex:
         """Tombstone the entries of live rows ``slots`` (the caller guarantees they are live)."""
         if slots.shape[0] == 0:
             return
-        self.buckets[self.slot_bucket[slots]] = TOMBSTONE
+        positions = self.slot_bucket[slots]
+        self.buckets[positions] = TOMBSTONE
+        self._note_changes(positions)
         self.live -= slots.shape[0]
         self.tombstones += slots.shape[0]
 
@@ -120,6 +148,7 @@ class OpenAddressingIndex:
         """Drop every tombstone by reinserting the live slots (in place, chunked)."""
         live_slots = self.buckets[self.buckets >= 0]
         self.buckets.fill(EMPTY)
+        self._changes, self._changed_all = [], True
         self.live = 0
         self.tombstones = 0
         live_slots.sort()  # deterministic reinsertion order whatever the bucket history

@@ -17,6 +17,7 @@ import numpy as np
 
 from embedding_store.export import ExportRecord
 from embedding_store.stats import PassEndReport, TableStats
+from embedding_store.table_checkpoint import TableCheckpoint
 
 
 @runtime_checkable
@@ -68,5 +69,11 @@ class EmbeddingTableInterface(EmbeddingRows, Protocol):
         ...
 
     def save_state(self, path: str | Path) -> None:
-        """Write the full exact state for a checkpoint (the table's own ``load_state`` reads it)."""
+        """Write the full exact state in one file (the table's own ``load_state`` reads it)."""
+        ...
+
+    def capture_checkpoint(self, pass_index: int, base: bool) -> TableCheckpoint:
+        """Copy out a base (``base``, or no checkpoint yet) or what changed since the last checkpoint,
+        in time proportional to what it carries; the result is written later, from any thread, and
+        read back by the table's own ``load_checkpoint_chain(paths)`` (base, then increments)."""
         ...

@@ -21,8 +21,9 @@ from embedding_store.row_access import put_rows
 from embedding_store.row_init import initial_weights
 from embedding_store.score import add_feedback, decay_scores
 from embedding_store.stats import PassEndReport, TableStats
+from embedding_store.table_checkpoint import TableCheckpoint, capture_checkpoint, read_checkpoint_chain
 from embedding_store.table_files import apply_export_chain, export_table, read_table_state, write_table_state
-from embedding_store.table_state import DIRTY, TOUCHED, RowArrays, TableCounters
+from embedding_store.table_state import CHANGED, DIRTY, TOUCHED, RowArrays, TableCounters
 
 _MAX_UPDATES = np.iinfo(np.uint16).max
 
@@ -105,7 +106,7 @@ class EmbeddingTable:
         found = slots >= 0
         found_slots = slots[found]
         # Touch found rows before admitting new ones: a mid-pass eviction must not pick them.
-        rows.flags[found_slots] = rows.flags[found_slots] | TOUCHED
+        rows.flags[found_slots] = rows.flags[found_slots] | (TOUCHED | CHANGED)
         if isinstance(ticks, int):
             rows.last_seen[found_slots] = np.maximum(rows.last_seen[found_slots], np.uint32(ticks))
         else:
@@ -179,6 +180,8 @@ class EmbeddingTable:
         top = counters.free_count
         slots = rows.free[top - n : top][::-1].astype(np.int64)
         counters.free_count -= n
+        if n:
+            counters.rows_high_water = max(counters.rows_high_water, int(slots.max()) + 1)
         rows.keys[slots] = keys
         put_rows(rows.weights, slots, initial_weights(keys, self.dim, self.seed, self.config.init_range))
         rows.accumulator[slots] = 0.0
@@ -186,7 +189,7 @@ class EmbeddingTable:
         rows.last_seen[slots] = created
         rows.created[slots] = created
         rows.updates[slots] = 0
-        rows.flags[slots] = DIRTY | TOUCHED
+        rows.flags[slots] = DIRTY | TOUCHED | CHANGED
         self.index.insert(keys, slots)
         self._count_rows_by_tag(keys, +1)
         counters.admissions += n
@@ -232,7 +235,7 @@ class EmbeddingTable:
             rows.weights, rows.accumulator, unique, summed, self.config.learning_rate, self.config.initial_accumulator
         )
         rows.updates[unique] = np.minimum(rows.updates[unique], _MAX_UPDATES - 1) + 1
-        rows.flags[unique] |= DIRTY
+        rows.flags[unique] |= DIRTY | CHANGED
         self.counters.updated_rows += unique.shape[0]
         return int(unique.shape[0])
 
@@ -251,6 +254,7 @@ class EmbeddingTable:
             )
         flat = as_slot_array(slot_array, self.capacity)
         add_feedback(self.rows.score, flat, labels.reshape(-1), self.config.show_weight, self.config.positive_weight)
+        self.rows.flags[flat[flat >= 0]] |= CHANGED
 
     # ----------------------------------------------------------------- pass end
     def end_pass(self, pass_index: int, event_time_ms: int) -> PassEndReport:
@@ -325,14 +329,16 @@ class EmbeddingTable:
         if counters.export_dir is not None:
             if counters.log_count + n <= rows.deletion_log.shape[0]:
                 rows.deletion_log[counters.log_count : counters.log_count + n] = keys
+                counters.note_written("deletion_log", counters.log_count, counters.log_count + n)
                 counters.log_count += n
             else:
                 counters.log_overflow = True  # too many deletions to list: the next export is a snapshot
         self._count_rows_by_tag(keys, -1)
         rows.keys[slots] = 0
         rows.score[slots] = np.inf
-        rows.flags[slots] = 0
+        rows.flags[slots] = CHANGED
         rows.free[counters.free_count : counters.free_count + n] = slots[::-1]  # lowest slot pops first
+        counters.note_written("free", counters.free_count, counters.free_count + n)
         counters.free_count += n
         if live is not None:
             live[slots] = False
@@ -408,6 +414,7 @@ class EmbeddingTable:
         for name in ROW_FIELDS:
             arrays[name][slots] = rows[name]
         self.rows.last_seen[slots] = rows["created"]
+        self.rows.flags[slots] |= CHANGED
 
     # ----------------------------------------------------------------- checkpoints
     def save_state(self, path: str | Path) -> None:
@@ -418,3 +425,13 @@ class EmbeddingTable:
     def load_state(cls, path: str | Path) -> EmbeddingTable:
         """The table saved by ``save_state``; it continues bit for bit."""
         return read_table_state(Path(path), cls)
+
+    def capture_checkpoint(self, pass_index: int, base: bool) -> TableCheckpoint:
+        """A base (when ``base`` or no earlier checkpoint) or the changes since the last checkpoint,
+        copied out of the table (write it from any thread with ``TableCheckpoint.write``)."""
+        return capture_checkpoint(self, pass_index, base)
+
+    @classmethod
+    def load_checkpoint_chain(cls, paths: list[Path]) -> EmbeddingTable:
+        """The table at the last of ``paths``: a base file then its increments in order, verified."""
+        return read_checkpoint_chain([Path(p) for p in paths], cls)

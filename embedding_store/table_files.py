@@ -23,7 +23,7 @@ from embedding_store.export import (
     write_export,
 )
 from embedding_store.npz_file import read_npz_checked, write_npz_atomic
-from embedding_store.table_state import DIRTY, TableCounters
+from embedding_store.table_state import CHANGED, DIRTY, TableCounters
 
 if TYPE_CHECKING:
     from embedding_store.table import EmbeddingTable
@@ -39,22 +39,29 @@ def table_config_from_dict(values: dict[str, Any]) -> TableConfig:
     return TableConfig(**{name: value for name, value in values.items() if name in known})
 
 
-def _header(table: EmbeddingTable) -> dict[str, Any]:
+def table_header(table: EmbeddingTable) -> dict[str, Any]:
+    """What a file needs to rebuild an empty table like ``table``: its config and seed."""
     return {"config": dataclasses.asdict(table.config), "seed": table.seed}
 
 
 # ----------------------------------------------------------------- checkpoints
 def write_table_state(table: EmbeddingTable, path: Path) -> None:
     """Write every array and counter of ``table`` (plus index, filter, RNG) atomically to ``path``."""
+    write_npz_atomic(path, *table_state(table))
+
+
+def table_state(table: EmbeddingTable) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """Every array (the live arrays, not copies) and every counter of ``table``, its index, filter
+    and random generator: what ``write_table_state`` saves."""
     arrays = table.rows.as_dict()
     index_arrays, index_counters = table.index.state()
     arrays.update({_INDEX_PREFIX + name: values for name, values in index_arrays.items()})
     if table.admission_filter is not None:
         arrays[_FILTER_COUNTERS] = table.admission_filter.counters
-    meta = _header(table) | table.counters.to_json()
+    meta = table_header(table) | table.counters.to_json()
     meta.update({_INDEX_PREFIX + name: value for name, value in index_counters.items()})
     meta["rng_state"] = table.rng.bit_generator.state
-    write_npz_atomic(path, arrays, meta)
+    return arrays, meta
 
 
 def read_table_state(path: Path, table_class: type[Table]) -> Table:
@@ -103,8 +110,10 @@ def export_table(table: EmbeddingTable, model_dir: Path, pass_index: int) -> Exp
         None if snapshot else counters.last_export_pass,
         table.row_fields(slots),
         deleted,
-        _header(table),
+        table_header(table),
     )
+    # Clearing DIRTY changes those rows' flags: the next checkpoint carries them.
+    np.bitwise_or(rows.flags, CHANGED, out=rows.flags, where=(rows.flags & DIRTY) != 0)
     rows.flags &= ~DIRTY
     counters.log_count = 0
     counters.log_overflow = False

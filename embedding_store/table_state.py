@@ -4,6 +4,13 @@ Checkpoints, restores and exports iterate these dataclasses' fields; adding a fi
 it takes for it to be saved and restored. Arrays are preallocated at capacity (``TableLayout``);
 counters are plain Python values written as JSON. Times are event-time ticks of
 ``TableConfig.time_resolution_ms``.
+
+Every array declares how it changes (``ARRAY_KIND`` metadata), which is what an incremental
+checkpoint needs to save only what changed since the previous one (``table_checkpoint``):
+``PER_ROW`` arrays are indexed by slot and a changed row carries the ``CHANGED`` flag;
+``STACK`` arrays are written in contiguous ranges whose extent the counters record
+(``written``); rows at or above ``rows_high_water`` were never allocated and still hold their
+allocation values, so a full checkpoint (a base) stops there.
 """
 
 from __future__ import annotations
@@ -22,22 +29,31 @@ from embedding_store.layout import TableLayout
 REJECTION_REASONS = ("count", "probability", "full")
 DIRTY = np.uint8(1)  # row changed since the last export
 TOUCHED = np.uint8(2)  # row looked up (train=True) since the last end_pass
+CHANGED = np.uint8(4)  # row changed since the last checkpoint (besides the pass-end score decay)
+
+ARRAY_KIND = "kind"
+PER_ROW = {ARRAY_KIND: "per_row"}  # indexed by slot; changes mark the row CHANGED
+STACK = {ARRAY_KIND: "stack"}  # written in ranges recorded in TableCounters.written
 
 
 @dataclass
 class RowArrays:
     """Every per-row array of a table (the index and the admission filter keep their own)."""
 
-    keys: np.ndarray  # uint64 [capacity + 2]; 0 = free row; two spare zeros for the index's empty/tombstone reads
-    weights: np.ndarray  # float32 [capacity + 1, dim]; the last row is the default vector
-    accumulator: np.ndarray  # float32 [capacity] (row-wise AdaGrad) or [capacity, dim]
-    score: np.ndarray  # float32 [capacity]; +inf marks a free row
-    last_seen: np.ndarray  # uint32 [capacity], ticks
-    created: np.ndarray  # uint32 [capacity], ticks
-    updates: np.ndarray  # uint16 [capacity], AdaGrad updates (saturating)
-    flags: np.ndarray  # uint8 [capacity], DIRTY | TOUCHED bits
-    free: np.ndarray  # int32 [capacity], stack of free slots (the top ``free_count`` are free)
-    deletion_log: np.ndarray  # uint64 [log capacity], keys deleted since the last export
+    # uint64 [capacity + 2]; 0 = free row; two spare zeros for the index's empty/tombstone reads
+    keys: np.ndarray = field(metadata=PER_ROW)
+    # float32 [capacity + 1, dim]; the last row is the default vector
+    weights: np.ndarray = field(metadata=PER_ROW)
+    # float32 [capacity] (row-wise AdaGrad) or [capacity, dim]
+    accumulator: np.ndarray = field(metadata=PER_ROW)
+    score: np.ndarray = field(metadata=PER_ROW)  # float32 [capacity]; +inf marks a free row
+    last_seen: np.ndarray = field(metadata=PER_ROW)  # uint32 [capacity], ticks
+    created: np.ndarray = field(metadata=PER_ROW)  # uint32 [capacity], ticks
+    updates: np.ndarray = field(metadata=PER_ROW)  # uint16 [capacity], AdaGrad updates (saturating)
+    flags: np.ndarray = field(metadata=PER_ROW)  # uint8 [capacity], DIRTY | TOUCHED | CHANGED bits
+    # int32 [capacity], stack of free slots (the top ``free_count`` are free)
+    free: np.ndarray = field(metadata=STACK)
+    deletion_log: np.ndarray = field(metadata=STACK)  # uint64 [log capacity], keys deleted since the last export
 
     @classmethod
     def allocate(cls, layout: TableLayout, config: TableConfig) -> RowArrays:
@@ -61,6 +77,11 @@ class RowArrays:
     def as_dict(self) -> dict[str, np.ndarray]:
         """Field name -> array (the arrays themselves, not copies)."""
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+
+    @classmethod
+    def names_of_kind(cls, kind: dict[str, str]) -> tuple[str, ...]:
+        """Names of the fields declared ``PER_ROW`` or ``STACK``."""
+        return tuple(f.name for f in dataclasses.fields(cls) if f.metadata.get(ARRAY_KIND) == kind[ARRAY_KIND])
 
     def restore(self, arrays: dict[str, np.ndarray], source: str) -> None:
         """Copy ``arrays`` (one per field, same shapes and dtypes) into these arrays."""
@@ -98,6 +119,19 @@ class TableCounters:
     export_dir: str | None = None  # resolved directory of the last export
     last_export_pass: int | None = None
     last_snapshot_pass: int | None = None
+    # Change tracking for incremental checkpoints (reset by each checkpoint):
+    rows_high_water: int = 0  # slots below this were allocated at least once; the rest are as allocated
+    written: dict[str, list[int]] = field(default_factory=dict)  # STACK field -> [start, stop) written since
+    written_ever: dict[str, list[int]] = field(default_factory=dict)  # STACK field -> [start, stop) ever written
+    last_checkpoint_pass: int | None = None  # pass of the last checkpoint (None: the next one is a base)
+
+    def note_written(self, name: str, start: int, stop: int) -> None:
+        """Record that positions ``[start, stop)`` of the STACK array ``name`` were written."""
+        if stop <= start:
+            return
+        for spans in (self.written, self.written_ever):
+            span = spans.get(name)
+            spans[name] = [start, stop] if span is None else [min(span[0], start), max(span[1], stop)]
 
     def to_json(self) -> dict[str, Any]:
         """JSON-ready values (map keys become strings)."""

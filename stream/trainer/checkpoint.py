@@ -1,10 +1,19 @@
-"""Trainer checkpoints: one directory per pass, written atomically, verified by checksums.
+"""Trainer checkpoints: one directory per pass, written atomically, verified by checksums, chained.
 
 ``<checkpoint_dir>/ckpt-<pass:09d>/`` holds whatever the trainer writes (dense weights, table
-state, ``state.json``) plus ``CHECKSUMS.json`` (SHA-256 of every other file). It is written with
-``stream.storage.atomic_file.atomic_directory`` (temporary name, fsync, rename, fsync of the parent): a
-crash leaves either the whole checkpoint or none. A checkpoint damaged later (bad disk, truncation) fails its
-checksums and :meth:`CheckpointStore.latest_valid` falls back to the previous one with a warning.
+state, ``state.json``) plus ``CHECKSUMS.json`` (SHA-256 of every other file, and ``previous_pass``:
+the checkpoint this one builds on, None for a base). A checkpoint is restorable when it and every
+link back to its base verify: a *chain* is a base plus the increments after it. Each directory is
+written with ``stream.storage.atomic_file.atomic_directory`` (temporary name, fsync, rename, fsync of
+the parent): a crash leaves either the whole checkpoint or none. A checkpoint damaged later (bad
+disk, truncation) fails its checksums and :meth:`CheckpointStore.latest_restorable` falls back to
+the newest checkpoint whose chain is whole (the one before a damaged increment), with a warning.
+
+Disk use: before a base is written, chains older than the newest ``keep_chains - 1`` are deleted
+(a chain goes whole, base last, so no increment is ever left without its base); the store holds
+at most ``keep_chains`` bases and ``keep_chains * (K - 1)`` increments for a base every K passes.
+A multi-rank trainer would add its commit record here: a checkpoint is complete when
+:meth:`verify` passes, the one place to also require every rank's part.
 """
 
 from __future__ import annotations
@@ -17,22 +26,22 @@ from collections.abc import Callable
 from pathlib import Path
 
 from stream.storage.atomic_file import atomic_directory
-from stream.storage.checksums import verify_checksums, write_checksums
+from stream.storage.checksums import read_checksums, verify_checksums, write_checksums
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 _NAME = re.compile(r"^ckpt-(\d{9})$")
 
 
 class CheckpointStore:
-    """The last ``keep`` checkpoints of a trainer in ``directory``."""
+    """The checkpoint chains of a trainer in ``directory`` (at most ``keep_chains`` of them)."""
 
-    def __init__(self, directory: str | os.PathLike[str], keep: int) -> None:
-        if keep <= 0:
-            raise ValueError(f"keep must be > 0, got {keep}")
+    def __init__(self, directory: str | os.PathLike[str], keep_chains: int) -> None:
+        if keep_chains < 2:
+            raise ValueError(f"keep_chains must be >= 2 (one whole while a base is written), got {keep_chains}")
         self.directory = Path(directory)
-        self.keep = keep
+        self.keep_chains = keep_chains
 
     def path_of(self, pass_index: int) -> Path:
         """Where the checkpoint of ``pass_index`` lives (whether it exists or not)."""
@@ -49,29 +58,78 @@ class CheckpointStore:
                 found.append((int(match.group(1)), path))
         return sorted(found)
 
-    def save(self, pass_index: int, write: Callable[[Path], None]) -> Path:
-        """Create the checkpoint of ``pass_index``: ``write(tmp_dir)`` fills it, then it is sealed."""
+    def save(self, pass_index: int, write: Callable[[Path], None], previous_pass: int | None = None) -> Path:
+        """Create the checkpoint of ``pass_index`` on top of ``previous_pass`` (None: a base):
+        ``write(tmp_dir)`` fills it, then it is sealed."""
         final = self.path_of(pass_index)
         # An existing checkpoint of the same pass is a damaged one we fell back past: replaced.
         with atomic_directory(final) as tmp:
             write(tmp)
-            write_checksums(tmp, {"format": FORMAT_VERSION, "pass_index": pass_index})
-        self._prune()
+            write_checksums(tmp, {"format": FORMAT_VERSION, "pass_index": pass_index, "previous_pass": previous_pass})
         return final
+
+    def _sums(self, path: Path) -> dict | str:
+        try:
+            sums = read_checksums(path)
+        except ValueError as error:
+            return str(error)
+        if sums.get("format") != FORMAT_VERSION:
+            return f"format {sums.get('format')!r}, expected {FORMAT_VERSION}"
+        return sums
 
     def verify(self, path: Path) -> str | None:
         """None if the checkpoint at ``path`` is complete and intact, else the reason."""
         return verify_checksums(path, FORMAT_VERSION)
 
-    def latest_valid(self) -> tuple[int, Path] | None:
-        """The newest intact checkpoint; damaged newer ones are skipped with a one-line warning."""
-        for pass_index, path in reversed(self.list()):
-            reason = self.verify(path)
+    def previous_of(self, path: Path) -> int | None:
+        """The pass of the checkpoint that the one at ``path`` builds on (None: a base or unreadable)."""
+        sums = self._sums(path)
+        return None if isinstance(sums, str) else sums.get("previous_pass")
+
+    def latest_restorable(self) -> tuple[int, list[Path]] | None:
+        """The newest checkpoint whose whole chain verifies, as (pass, [base, ..., itself]); each
+        checkpoint skipped is named in a one-line warning."""
+        reasons: dict[int, str | None] = {}
+        listing = dict(self.list())
+        for pass_index in sorted(listing, reverse=True):
+            chain, link, reason = [], pass_index, None
+            while link is not None:
+                if link not in listing:
+                    reason = f"the checkpoint of pass {link} it builds on is missing"
+                    break
+                if link not in reasons:
+                    reasons[link] = self.verify(listing[link])
+                if reasons[link] is not None:
+                    reason = reasons[link] if link == pass_index else f"ckpt-{link:09d} it builds on is damaged"
+                    break
+                chain.append(listing[link])
+                link = self.previous_of(listing[link])
             if reason is None:
-                return pass_index, path
-            log.warning("checkpoint %s is damaged (%s); falling back to the previous one", path, reason)
+                return pass_index, chain[::-1]
+            log.warning("checkpoint %s is damaged (%s); falling back to the previous one", listing[pass_index], reason)
         return None
 
-    def _prune(self) -> None:
-        for _, path in self.list()[: -self.keep]:
-            shutil.rmtree(path, ignore_errors=True)
+    def latest_valid(self) -> tuple[int, Path] | None:
+        """The newest restorable checkpoint as (pass, its own directory)."""
+        found = self.latest_restorable()
+        return None if found is None else (found[0], found[1][-1])
+
+    def discard_after(self, pass_index: int) -> None:
+        """Delete checkpoints newer than ``pass_index`` (damaged or unreachable ones a restart passed)."""
+        for index, path in reversed(self.list()):
+            if index > pass_index:
+                shutil.rmtree(path, ignore_errors=True)
+
+    def prune_before_base(self) -> None:
+        """Delete the chains older than the newest ``keep_chains - 1`` (call before writing a base)."""
+        bases = [index for index, path in self.list() if _is_base(self._sums(path))]
+        if len(bases) < self.keep_chains - 1:
+            return
+        oldest_kept = bases[-(self.keep_chains - 1)]
+        for index, path in reversed(self.list()):  # newest first: a crash midway leaves a shorter chain
+            if index < oldest_kept:
+                shutil.rmtree(path, ignore_errors=True)
+
+
+def _is_base(sums: dict | str) -> bool:
+    return isinstance(sums, dict) and sums.get("previous_pass") is None

@@ -22,7 +22,10 @@ class TrainerConfig:
     # Where the model is exported and checkpoints are kept; empty = <run_dir>/model, <run_dir>/checkpoints.
     model_dir: str = ""
     checkpoint_dir: str = ""
-    keep_checkpoints: int = 3
+    # A checkpoint holds what changed since the previous one; a full base every K passes. Chains
+    # (a base and its increments) kept on disk: >= 2, so one is whole while a new base is written.
+    checkpoint_base_every_passes: int = 10
+    keep_checkpoint_chains: int = 2
     # Sample ids seen in this many previous passes (plus the current one) are dropped as duplicates.
     dedup_passes: int = 4
     # Messages asked for per consume() call, wait per call (ms), and decoded chunks queued ahead.
@@ -34,7 +37,7 @@ class TrainerConfig:
     keep_exports: int = 5  # pass directories kept in model_dir (the table chain prunes itself)
 
     def __post_init__(self) -> None:
-        positive = ("pass_samples", "batch_size", "keep_checkpoints", "keep_exports", "consume_messages",
+        positive = ("pass_samples", "batch_size", "checkpoint_base_every_passes", "keep_exports", "consume_messages",
                     "consume_timeout_ms", "queue_chunks")  # fmt: skip
         for name in positive:
             if getattr(self, name) <= 0:
@@ -43,5 +46,10 @@ class TrainerConfig:
             raise ValueError(f"pass_event_time_ms must be >= 0 (0 = no time limit), got {self.pass_event_time_ms}")
         if self.dedup_passes < 0:
             raise ValueError(f"dedup_passes must be >= 0 (0 = within the pass only), got {self.dedup_passes}")
+        if self.keep_checkpoint_chains < 2:
+            raise ValueError(
+                f"keep_checkpoint_chains must be >= 2 (one whole chain while a base is written), "
+                f"got {self.keep_checkpoint_chains}"
+            )
         if not self.consumer_group:
             raise ValueError("consumer_group must be a non-empty group id")

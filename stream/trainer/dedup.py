@@ -38,6 +38,10 @@ class DedupWindow:
         if self.passes:
             self._closed.append(set(sample_ids))
 
+    def closed_passes(self) -> list[set[str]]:
+        """The remembered passes' id sets, oldest first (the sets themselves: never changed once closed)."""
+        return list(self._closed)
+
     def history(self) -> list[list[str]]:
         """The remembered ids, oldest pass first, sorted within a pass (for the checkpoint)."""
         return [sorted(ids) for ids in self._closed]

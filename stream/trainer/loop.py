@@ -2,11 +2,13 @@
 
 Per pass, in this order: progressive validation (score the pass before training on it) ->
 training in mini-batches (sparse AdaGrad in the table, Adam on the network) -> table maintenance
-(``end_pass``) -> export (table delta + dense weights, ``LATEST``) -> atomic checkpoint holding
-the next offset of every partition -> commit of those offsets to the consumer group (lag
-monitoring only: the checkpoint is the truth) -> the pass record in ``<run_dir>/passes.jsonl``
--> metrics. A restart resumes from the newest intact checkpoint and seeks to its offsets, and
-passes are cut from the topic's content only, so every sample is trained exactly once.
+(``end_pass``) -> export (table delta + dense weights, ``LATEST``) -> capture of the checkpoint
+(what changed in the pass, plus the next offset of every partition) -> metrics; then the next pass
+trains while a writer thread makes the checkpoint durable (``checkpoint_writer``), and only then
+commits its offsets to the consumer group (lag monitoring only: the checkpoint is the truth) and
+appends the pass record to ``<run_dir>/passes.jsonl``. A restart resumes from the newest
+restorable checkpoint (base + increments) and seeks to its offsets, and passes are cut from the
+topic's content only, so every sample is trained exactly once.
 """
 
 from __future__ import annotations
@@ -33,6 +35,16 @@ from stream.config.pipeline import PipelineConfig
 from stream.events.batching import SampleBatcher
 from stream.storage.atomic_file import atomic_text_writer
 from stream.trainer.checkpoint import CheckpointStore
+from stream.trainer.checkpoint_writer import (
+    DENSE_STATE_FILE,
+    STATE_FILE,
+    TABLE_STATE_FILE,
+    CheckpointWriter,
+    PassCheckpoint,
+    PersistTiming,
+    WriteTiming,
+    capture_pass_checkpoint,
+)
 from stream.trainer.dedup import DedupWindow
 from stream.trainer.exporter import ModelExporter
 from stream.trainer.manifest import PassManifest
@@ -43,9 +55,6 @@ from stream.trainer.training_model import TrainingModel
 
 log = logging.getLogger(__name__)
 
-STATE_FILE = "state.json"
-TABLE_STATE_FILE = "table.npz"
-DENSE_STATE_FILE = "dense.pt"
 MANIFESTS_DIR = "manifests"
 
 
@@ -96,6 +105,8 @@ class RunSummary:
     resumed_from_pass: int | None = None
     next_pass: int = 0
     invalid_messages: int = 0
+    persist: list[PersistTiming] = field(default_factory=list)
+    writes: list[WriteTiming] = field(default_factory=list)
 
 
 class IncrementalTrainer:
@@ -106,7 +117,9 @@ class IncrementalTrainer:
         self.paths = paths
         self.topic = topic or config.kafka.topics.samples.name
         self.schema = config.schema
-        self.store = CheckpointStore(paths.checkpoint_dir, config.trainer.keep_checkpoints)
+        self.store = CheckpointStore(paths.checkpoint_dir, config.trainer.keep_checkpoint_chains)
+        self._writer: CheckpointWriter | None = None
+        self._base_pass: int | None = None  # pass of the base of the current checkpoint chain
         self.exporter = ModelExporter(paths.model_dir, config.trainer.keep_exports)
         self.model: TrainingModel | None = None
         self.metrics: TrainerMetrics | None = None
@@ -116,20 +129,25 @@ class IncrementalTrainer:
 
     # ------------------------------------------------------------------ restore
     def restore(self) -> tuple[int, dict[int, int], DedupWindow, int | None]:
-        """Load the newest intact checkpoint (or start fresh): next pass, next offsets, dedup window."""
+        """Load the newest restorable checkpoint (or start fresh): next pass, next offsets, dedup window."""
         trainer = self.config.trainer
-        latest = self.store.latest_valid()
+        latest = self.store.latest_restorable()
+        self._base_pass = None
         if latest is None:
             self.model = TrainingModel.fresh(self.schema, self.config.model, self.config.embedding_store)
             return 0, {}, DedupWindow(trainer.dedup_passes), None
-        pass_index, path = latest
+        pass_index, chain = latest
+        path = chain[-1]
         state = json.loads((path / STATE_FILE).read_text(encoding="utf-8"))
         if state["topic"] != self.topic:
             raise UserError(
                 f"checkpoint {path} was trained on topic {state['topic']}, not {self.topic}; "
                 "use another run_dir or trainer.checkpoint_dir"
             )
-        table = EmbeddingTable.load_state(path / TABLE_STATE_FILE)
+        # Newer checkpoints are damaged or build on a damaged one: they are written again.
+        self.store.discard_after(pass_index)
+        table = EmbeddingTable.load_checkpoint_chain([link / TABLE_STATE_FILE for link in chain])
+        self._base_pass = int(chain[0].name.split("-")[1])
         self.model = TrainingModel(self.schema, self.config.model, table)
         self.model.load_dense(path / DENSE_STATE_FILE)
         self._ensure_logged(PassRecord.from_json(state["pass_record"]))
@@ -201,12 +219,13 @@ class IncrementalTrainer:
         )
         buffer_limit = {p: 2 * q + trainer.consume_messages for p, q in assembler.quota.items()}
         reader.start()
+        self._writer = CheckpointWriter(self.store)
         try:
             last_data = time.monotonic()
             while True:
                 closed = assembler.close_pass()
                 if closed is not None:
-                    record = self._train_pass(closed, reader)
+                    record = self._train_pass(closed, reader, summary)
                     summary.passes.append(record)
                     summary.manifests.append(closed.manifest)
                     summary.next_pass = closed.manifest.pass_index + 1
@@ -227,12 +246,17 @@ class IncrementalTrainer:
                 reader.set_paused({p for p in assembler.partitions if assembler.buffered(p) > buffer_limit[p]})
         finally:
             summary.invalid_messages = reader.decoder.invalid
-            reader.close()
-            self._stop_metrics()
+            try:
+                self._writer.close()  # the last checkpoint durable (and its offsets committed) first
+                summary.writes = self._writer.timings
+            finally:
+                self._writer = None
+                reader.close()
+                self._stop_metrics()
         return summary
 
     # ------------------------------------------------------------------ one pass
-    def _train_pass(self, closed: AssembledPass, reader: SampleReader) -> PassRecord:
+    def _train_pass(self, closed: AssembledPass, reader: SampleReader, summary: RunSummary) -> PassRecord:
         assert self.model is not None
         started = time.perf_counter()
         batch, manifest = closed.batch, closed.manifest
@@ -257,7 +281,9 @@ class IncrementalTrainer:
         # 3. table maintenance
         report = table.end_pass(manifest.pass_index, manifest.event_time_max_ms)
         # 4. export
+        exported = time.perf_counter()
         self.exporter.export(self.model, manifest)
+        export_s = time.perf_counter() - exported
         manifest_path = self.paths.run_dir / MANIFESTS_DIR / f"pass-{manifest.pass_index:09d}.json"
         with atomic_text_writer(manifest_path) as f:
             f.write(manifest.to_json())
@@ -282,12 +308,15 @@ class IncrementalTrainer:
             event_time_min_ms=manifest.event_time_min_ms,
             event_time_max_ms=manifest.event_time_max_ms,
         )  # fmt: skip
-        # 5. checkpoint, the truth for restarts
-        self._checkpoint(closed, record)
-        # 6. offsets to the consumer group, for lag monitoring only
-        reader.commit(manifest.next_offsets())
-        # 7. run log, 8. metrics
-        append_pass_record(self.paths.run_dir, record)
+        # 5. checkpoint, the truth for restarts: captured now, durable while the next pass trains; then
+        # 6. offsets to the consumer group (lag monitoring only) and 7. the run log line
+        captured = time.perf_counter()
+        checkpoint = self._capture_checkpoint(closed, record, reader)
+        capture_s = time.perf_counter() - captured
+        assert self._writer is not None
+        wait_s = self._writer.submit(checkpoint)
+        summary.persist.append(PersistTiming(manifest.pass_index, export_s, capture_s, wait_s))
+        # 8. metrics
         self._publish(record, manifest, stats)
         log.info(
             "pass %d: %d samples (%d duplicates dropped) in %.2f s, %.0f samples/s, %d table rows",
@@ -295,27 +324,26 @@ class IncrementalTrainer:
         )  # fmt: skip
         return record
 
-    def _checkpoint(self, closed: AssembledPass, record: PassRecord) -> None:
+    def _capture_checkpoint(self, closed: AssembledPass, record: PassRecord, reader: SampleReader) -> PassCheckpoint:
+        """The pass's checkpoint copied out of the model (a base every K passes, else an increment)."""
         assert self.model is not None
-        model = self.model
         manifest = closed.manifest
-        state = {
-            "pass_index": manifest.pass_index,
-            "topic": self.topic,
-            "next_offsets": {str(p): o for p, o in sorted(manifest.next_offsets().items())},
-            "dedup": self._dedup.history() if self._dedup is not None else [],
-            "manifest": manifest.to_dict(),
-            "pass_record": record.to_json(),
-        }
+        if (
+            self._base_pass is None
+            or manifest.pass_index - self._base_pass >= self.config.trainer.checkpoint_base_every_passes
+        ):
+            self._base_pass = manifest.pass_index
+        metrics, run_dir, next_offsets = self.metrics, self.paths.run_dir, manifest.next_offsets()
 
-        def write(directory: Path) -> None:
-            model.table.save_state(directory / TABLE_STATE_FILE)
-            model.save_dense(directory / DENSE_STATE_FILE, with_optimizer=True)
-            (directory / STATE_FILE).write_text(json.dumps(state, sort_keys=True), encoding="utf-8")
+        def on_durable() -> None:  # on the writer thread, once the checkpoint is on disk
+            reader.commit(next_offsets)
+            append_pass_record(run_dir, record)
+            if metrics is not None:
+                metrics.record_checkpoint()
 
-        self.store.save(manifest.pass_index, write)
-        if self.metrics is not None:
-            self.metrics.record_checkpoint()
+        dedup = self._dedup.closed_passes() if self._dedup is not None else []
+        base = self._base_pass == manifest.pass_index
+        return capture_pass_checkpoint(self.model, manifest, record, self.topic, dedup, base, on_durable)
 
     # ------------------------------------------------------------------ metrics
     def _start_metrics(self) -> None:

@@ -89,7 +89,7 @@ def replay(
 ) -> RunSummary:
     """Train on ``span`` of the samples topic into ``run_dir`` (see the module docstring)."""
     paths = TrainerPaths.from_config(config, str(run_dir))
-    has_checkpoint = CheckpointStore(paths.checkpoint_dir, config.trainer.keep_checkpoints).list()
+    has_checkpoint = CheckpointStore(paths.checkpoint_dir, config.trainer.keep_checkpoint_chains).list()
     if has_checkpoint and not continue_model:
         raise UserError(
             f"{paths.checkpoint_dir} already holds checkpoints; pass --continue to train on from that model "

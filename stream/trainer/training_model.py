@@ -52,12 +52,13 @@ class TrainingModel:
             state["torch_rng"] = torch.get_rng_state()
         return state
 
+    def dense_snapshot(self, with_optimizer: bool) -> dict[str, Any]:
+        """A copy of :meth:`dense_state` that training no longer changes (to write from another thread)."""
+        return copy_tensors(self.dense_state(with_optimizer))
+
     def save_dense(self, path: str | os.PathLike[str], with_optimizer: bool) -> None:
         """Write :meth:`dense_state` to ``path`` (the caller makes the write atomic)."""
-        with open(path, "wb") as f:
-            torch.save(self.dense_state(with_optimizer), f)
-            f.flush()
-            os.fsync(f.fileno())
+        write_dense_state(self.dense_state(with_optimizer), path)
 
     def load_dense(self, path: str | os.PathLike[str]) -> None:
         """Restore what :meth:`save_dense` wrote (tensors only, ``weights_only=True``)."""
@@ -79,6 +80,27 @@ class TrainingModel:
             "model": dataclasses.asdict(self.model_config),
             "embedding_dim": self.table.dim,
         }
+
+
+def write_dense_state(state: dict[str, Any], path: str | os.PathLike[str]) -> None:
+    """``torch.save`` of a dense state (tensors only) to ``path``, fsynced."""
+    with open(path, "wb") as f:
+        torch.save(state, f)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def copy_tensors(value: Any) -> Any:
+    """``value`` with every tensor cloned and every array copied (nested dicts, lists, tuples)."""
+    if isinstance(value, torch.Tensor):
+        return value.detach().clone()
+    if isinstance(value, np.ndarray):
+        return value.copy()
+    if isinstance(value, dict):
+        return {k: copy_tensors(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(copy_tensors(v) for v in value)
+    return value
 
 
 def dense_tensors_equal(a: dict[str, Any], b: dict[str, Any]) -> bool:

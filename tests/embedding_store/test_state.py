@@ -1,22 +1,12 @@
 import numpy as np
 import pytest
 
-from embedding_store import EmbeddingTable, feature_keys
-from tests.embedding_store.table_fixtures import small_config
+from embedding_store import EmbeddingTable
+from tests.embedding_store.table_fixtures import small_config, train_pass
 
 
 def _run(table: EmbeddingTable, rng: np.random.Generator, passes: range, model_dir) -> list:
-    reports = []
-    for pass_index in passes:
-        t = 100 * (pass_index + 1)
-        for _ in range(3):
-            keys = feature_keys("item_id", rng.zipf(1.2, size=200) + 30 * pass_index)
-            slots = table.lookup(keys, t)
-            table.record_feedback(slots, rng.integers(0, 2, size=slots.size))
-            table.apply_gradients(slots, rng.standard_normal((slots.size, table.dim)).astype(np.float32))
-        reports.append(table.end_pass(pass_index, t + 50))
-        table.export(model_dir, pass_index)
-    return reports
+    return [train_pass(table, rng, pass_index, model_dir) for pass_index in passes]
 
 
 def test_restarted_table_continues_bit_for_bit(tmp_path):

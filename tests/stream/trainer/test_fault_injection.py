@@ -1,8 +1,9 @@
-"""Acceptance: kill -9 the `pepnet train` process at 5 random moments of a 20-pass run.
+"""Acceptance: kill -9 the `pepnet train` process at 5 random moments of a 20-pass run, and at
+moments when its writer thread is in the middle of writing a checkpoint.
 
 The restarted runs must cut the same passes (manifests), train the same samples and end with a
 model equal bit for bit to an uninterrupted run's (deterministic settings: torch deterministic
-algorithms, one thread, seeded).
+algorithms, one thread, seeded). Checkpoints are incremental (a base every few passes).
 """
 
 import os
@@ -28,20 +29,20 @@ PASSES = 20
 KILLS = 5
 
 
-def write_config(pipeline_config, path):
+def write_config(pipeline_config, path, **trainer):
     data = {
         "kafka": kafka_overrides(pipeline_config),
         **SMALL_TRAINER,
-        "trainer": {**SMALL_TRAINER["trainer"], "pass_samples": 100},
+        "trainer": {**SMALL_TRAINER["trainer"], "pass_samples": 100, "checkpoint_base_every_passes": 6, **trainer},
     }
     path.write_text(yaml.safe_dump(data))
     return path
 
 
-def train_command(config_path, run_dir):
+def train_command(config_path, run_dir, passes=PASSES):
     return [
         sys.executable, "-m", "stream.cli.main", "train", "--config", str(config_path),
-        "--run-dir", str(run_dir), "--max-passes", str(PASSES), "--log-level", "WARNING",
+        "--run-dir", str(run_dir), "--max-passes", str(passes), "--log-level", "WARNING",
     ]  # fmt: skip
 
 
@@ -106,4 +107,58 @@ def test_kill_9_five_times_equals_uninterrupted_run(pipeline_config, tmp_path):
     assert [r.auc for r in records_killed] == [r.auc for r in records_straight] or all(
         str(a.auc) == str(b.auc) for a, b in zip(records_killed, records_straight, strict=True)
     )
+    assert_same_model(straight, killed)
+
+
+def checkpoint_temporaries(run_dir) -> set[str]:
+    """Names of the checkpoints' temporary directories (one exists while the writer is inside it)."""
+    try:
+        return {entry.name for entry in os.scandir(run_dir / "checkpoints") if entry.name.startswith(".ckpt-")}
+    except FileNotFoundError:
+        return set()
+
+
+def test_kill_9_during_background_checkpoint_writes(pipeline_config, tmp_path):
+    """Stop the trainer (SIGSTOP) as soon as a checkpoint's temporary directory appears; if it is
+    still there once the process is frozen, the kill -9 lands inside the write."""
+    passes, wanted = 14, 3
+    config = small_config(pipeline_config, pass_samples=100)
+    fill_samples_topic(config, simulated_samples(config, 1500))
+    config_path = write_config(pipeline_config, tmp_path / "config.yaml", checkpoint_base_every_passes=4)
+    straight = tmp_path / "straight"
+    done = subprocess.run(train_command(config_path, straight, passes), cwd=PROJECT_ROOT, env=clean_env(),
+                          timeout=300, capture_output=True, text=True)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+
+    killed = tmp_path / "killed"
+    hits = 0
+    deadline = time.monotonic() + 240
+    while True:
+        process = subprocess.Popen(train_command(config_path, killed, passes), cwd=PROJECT_ROOT, env=clean_env(),
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)  # fmt: skip
+        stale = checkpoint_temporaries(killed)  # left by the last kill until that pass is written again
+        try:
+            while hits < wanted and process.poll() is None and time.monotonic() < deadline:
+                if not checkpoint_temporaries(killed) - stale:
+                    continue  # busy polling: a small checkpoint is written within milliseconds
+                os.kill(process.pid, signal.SIGSTOP)
+                if checkpoint_temporaries(killed) - stale:
+                    os.kill(process.pid, signal.SIGKILL)
+                    process.wait()
+                    hits += 1
+                    break
+                os.kill(process.pid, signal.SIGCONT)
+            if process.returncode is not None and process.returncode < 0:
+                continue  # killed inside a write: restart
+            _, stderr = process.communicate(timeout=300)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+        assert process.returncode == 0, stderr
+        break
+    assert hits == wanted, f"only {hits} kills landed inside a checkpoint write before the deadline"
+
+    assert [m.to_dict() for m in read_manifests(killed)] == [m.to_dict() for m in read_manifests(straight)]
+    assert [r.pass_index for r in read_pass_records(killed)] == list(range(passes))
     assert_same_model(straight, killed)

@@ -21,13 +21,18 @@ def trainer_for(config, run_dir):
 
 
 def final_state(run_dir: Path):
-    store = CheckpointStore(run_dir / "checkpoints", keep=3)
-    _, path = store.latest_valid()
-    dense = torch.load(path / "dense.pt", weights_only=True)
-    with np.load(path / "table.npz", allow_pickle=False) as arrays:
-        table = dict(arrays)
-    table.pop("__meta__")
-    return dense, table, json.loads((path / "state.json").read_text())
+    """Dense state, every table array and counter, and state.json of the run's newest checkpoint."""
+    from embedding_store.table import EmbeddingTable
+    from embedding_store.table_files import table_state
+
+    _, chain = CheckpointStore(run_dir / "checkpoints", keep_chains=2).latest_restorable()
+    dense = torch.load(chain[-1] / "dense.pt", weights_only=True)
+    table = EmbeddingTable.load_checkpoint_chain([link / "table.npz" for link in chain])
+    arrays, meta = table_state(table)
+    meta.pop("export_dir")  # the run's own model directory
+    arrays = {name: values.copy() for name, values in arrays.items()}
+    arrays["meta"] = np.frombuffer(json.dumps(meta, sort_keys=True).encode(), dtype=np.uint8)
+    return dense, arrays, json.loads((chain[-1] / "state.json").read_text())
 
 
 def assert_same_model(a: Path, b: Path):
@@ -38,7 +43,7 @@ def assert_same_model(a: Path, b: Path):
     assert dense_tensors_equal(dense_a, dense_b)
     assert table_a.keys() == table_b.keys()
     for name in table_a:
-        assert (table_a[name] == table_b[name]).all(), name
+        assert table_a[name].tobytes() == table_b[name].tobytes(), name
     assert state_a["next_offsets"] == state_b["next_offsets"]
 
 
@@ -86,16 +91,20 @@ def test_restart_continues_bit_for_bit(pipeline_config, tmp_path):
     assert_same_model(tmp_path / "straight", tmp_path / "restarted")
 
 
-def test_corrupt_checkpoint_falls_back_and_retrains_the_pass(pipeline_config, tmp_path, caplog):
+@pytest.mark.parametrize(
+    ("damaged", "file", "resumed"),
+    [(2, "dense.pt", 1), (1, "table.npz", 0)],  # the newest increment torn; an increment inside the chain
+)
+def test_corrupt_checkpoint_falls_back_and_retrains_the_pass(pipeline_config, tmp_path, caplog, damaged, file, resumed):
     config = small_config(pipeline_config)
     fill_samples_topic(config, simulated_samples(config, 900))
     trainer_for(config, tmp_path / "straight").run(RunOptions(max_passes=4))
     trainer_for(config, tmp_path / "damaged").run(RunOptions(max_passes=3))
-    dense = tmp_path / "damaged" / "checkpoints" / "ckpt-000000002" / "dense.pt"
-    dense.write_bytes(dense.read_bytes()[:-20])  # a torn write of the newest checkpoint
+    path = tmp_path / "damaged" / "checkpoints" / f"ckpt-{damaged:09d}" / file
+    path.write_bytes(path.read_bytes()[:-20])  # a torn write
     summary = trainer_for(config, tmp_path / "damaged").run(RunOptions(max_passes=4))
-    assert summary.resumed_from_pass == 1
-    assert any("ckpt-000000002" in r.getMessage() and "falling back" in r.getMessage() for r in caplog.records)
+    assert summary.resumed_from_pass == resumed
+    assert any(f"ckpt-{damaged:09d}" in r.getMessage() and "falling back" in r.getMessage() for r in caplog.records)
     assert [m.to_dict() for m in read_manifests(tmp_path / "damaged")] == [
         m.to_dict() for m in read_manifests(tmp_path / "straight")
     ]

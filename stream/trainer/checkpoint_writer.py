@@ -1,0 +1,186 @@
+"""Checkpoints captured at a pass end and written by a background thread while the next pass trains.
+
+At the end of pass k the training thread captures what the checkpoint needs, in time proportional
+to what changed (:meth:`EmbeddingTableInterface.capture_checkpoint` copies the changed rows; the
+dense network and Adam are small and cloned whole), and hands it to :class:`CheckpointWriter`.
+The writer thread writes it into :class:`CheckpointStore` (atomic directory, fsync, checksums)
+and only then runs the pass's ``on_durable`` callback: the commit of the pass's offsets to the
+consumer group, the run-log line, the checkpoint metric. At most one checkpoint is in flight:
+the capture of pass k+1 waits until pass k is durable. A kill -9 at any moment leaves the last
+durable checkpoint, and its offsets, as the truth a restart resumes from.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from embedding_store.table_checkpoint import BASE, TableCheckpoint
+from monitoring.run_log import PassRecord
+from stream.trainer.checkpoint import CheckpointStore
+from stream.trainer.manifest import PassManifest
+from stream.trainer.training_model import TrainingModel, write_dense_state
+
+log = logging.getLogger(__name__)
+
+STATE_FILE = "state.json"
+TABLE_STATE_FILE = "table.npz"
+DENSE_STATE_FILE = "dense.pt"
+
+
+@dataclass
+class PassCheckpoint:
+    """Everything the checkpoint of one pass holds, copied out of the live model."""
+
+    pass_index: int
+    table: TableCheckpoint
+    dense: dict[str, Any]  # cloned tensors: network, Adam, domain statistics, torch RNG
+    state: dict[str, Any]  # JSON-ready: topic, next offsets, manifest, pass record
+    dedup: list[set[str]]  # the dedup window's passes (sets no longer changed), sorted when written
+    on_durable: Callable[[], None] | None = None
+
+    @property
+    def previous_pass(self) -> int | None:
+        return self.table.previous_pass
+
+    def write(self, directory: Path) -> None:
+        """Write the checkpoint's files into ``directory`` (the store seals it)."""
+        self.table.write(directory / TABLE_STATE_FILE)
+        write_dense_state(self.dense, directory / DENSE_STATE_FILE)
+        state = dict(self.state, dedup=[sorted(ids) for ids in self.dedup])
+        (directory / STATE_FILE).write_text(json.dumps(state, sort_keys=True), encoding="utf-8")
+
+
+def capture_pass_checkpoint(
+    model: TrainingModel,
+    manifest: PassManifest,
+    record: PassRecord,
+    topic: str,
+    dedup: list[set[str]],
+    base: bool,
+    on_durable: Callable[[], None] | None,
+) -> PassCheckpoint:
+    """Copy the checkpoint of ``manifest``'s pass out of ``model`` (a table base when ``base``)."""
+    index = manifest.pass_index
+    state = {
+        "pass_index": index,
+        "topic": topic,
+        "next_offsets": {str(p): o for p, o in sorted(manifest.next_offsets().items())},
+        "manifest": manifest.to_dict(),
+        "pass_record": record.to_json(),
+    }
+    return PassCheckpoint(
+        pass_index=index,
+        table=model.table.capture_checkpoint(index, base=base),
+        dense=model.dense_snapshot(with_optimizer=True),
+        state=state,
+        dedup=dedup,
+        on_durable=on_durable,
+    )
+
+
+@dataclass
+class PersistTiming:
+    """Training-thread seconds a pass spent on its export, on capturing its checkpoint, and waiting
+    for the previous checkpoint to be durable (the write itself: ``WriteTiming``)."""
+
+    pass_index: int
+    export_s: float
+    capture_s: float
+    wait_s: float
+
+
+@dataclass
+class WriteTiming:
+    """How long the writer took for one checkpoint (wall seconds) and what it wrote."""
+
+    pass_index: int
+    kind: str
+    rows: int
+    nbytes: int
+    seconds: float
+
+
+@dataclass
+class CheckpointWriter:
+    """One writer thread; :meth:`submit` waits while the previous checkpoint is still being written."""
+
+    store: CheckpointStore
+    timings: list[WriteTiming] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self._pending: PassCheckpoint | None = None
+        self._error: BaseException | None = None
+        self._closed = False
+        self._condition = threading.Condition()
+        self._thread = threading.Thread(target=self._run, name="checkpoint-writer", daemon=True)
+        self._thread.start()
+
+    def submit(self, checkpoint: PassCheckpoint) -> float:
+        """Queue ``checkpoint`` once the previous one is durable; returns the seconds waited for it."""
+        waited = self.wait()
+        with self._condition:
+            self._pending = checkpoint
+            self._condition.notify_all()
+        return waited
+
+    def wait(self) -> float:
+        """Block until nothing is in flight (re-raising a failed write); returns the seconds waited."""
+        started = time.perf_counter()
+        with self._condition:
+            self._condition.wait_for(lambda: self._pending is None or self._error is not None)
+            if self._error is not None:
+                raise self._error
+        return time.perf_counter() - started
+
+    def close(self) -> None:
+        """Finish the checkpoint in flight and stop the thread (re-raises a failed write)."""
+        try:
+            self.wait()
+        finally:
+            with self._condition:
+                self._closed = True
+                self._condition.notify_all()
+            self._thread.join()
+
+    def _run(self) -> None:
+        while True:
+            with self._condition:
+                self._condition.wait_for(lambda: self._pending is not None or self._closed)
+                if self._pending is None:
+                    return
+                checkpoint = self._pending
+            try:
+                self._write(checkpoint)
+            except BaseException as error:  # handed to the training thread, which re-raises it
+                log.error("writing the checkpoint of pass %d failed: %s", checkpoint.pass_index, error)
+                with self._condition:
+                    self._error = error
+                    self._condition.notify_all()
+                return
+            with self._condition:
+                self._pending = None
+                self._condition.notify_all()
+
+    def _write(self, checkpoint: PassCheckpoint) -> None:
+        started = time.perf_counter()
+        if checkpoint.table.kind == BASE:
+            self.store.prune_before_base()
+        self.store.save(checkpoint.pass_index, checkpoint.write, checkpoint.previous_pass)
+        self.timings.append(
+            WriteTiming(
+                checkpoint.pass_index,
+                checkpoint.table.kind,
+                checkpoint.table.rows,
+                checkpoint.table.nbytes,
+                time.perf_counter() - started,
+            )
+        )
+        if checkpoint.on_durable is not None:
+            checkpoint.on_durable()
