@@ -24,6 +24,7 @@ COMMAND_MODULES: list[str] = [
     "report",
     "replay",
     "score",
+    "serve",
     "demo",
 ]
 

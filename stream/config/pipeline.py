@@ -20,6 +20,7 @@ from pepnet.schema import FeatureSchema
 from stream.config.loader import ConfigError, apply_env_overrides, build_dataclass, load_yaml, merge
 from stream.joiner.config import JoinerConfig
 from stream.kafka.config import KafkaConfig
+from stream.serving.config import ServingConfig
 from stream.simulator.config import SimulatorConfig
 from stream.trainer.config import TrainerConfig
 
@@ -41,6 +42,7 @@ class PipelineConfig:
     joiner: JoinerConfig = field(default_factory=JoinerConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     monitoring: MonitoringConfig = field(default_factory=MonitoringConfig)
+    serving: ServingConfig = field(default_factory=ServingConfig)
     run_dir: str = "runs/latest"
 
     def __post_init__(self) -> None:
