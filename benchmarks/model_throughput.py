@@ -2,6 +2,7 @@
 
     python -m benchmarks.model_throughput                      # 60 batches of 512, 1 torch thread
     python -m benchmarks.model_throughput --batches 100 --threads 2 --models pepnet,mmoe
+    PEPNET_MODEL_BF16_AUTOCAST=true python -m benchmarks.model_throughput --models pepnet   # bf16 network
 
 Batches come from the simulator and are built once (``SampleBatcher``) before timing, so only
 ``TrainStep.step`` (table lookup, gather, pooling, forward, backward, AdaGrad, Adam) is timed, and
@@ -50,29 +51,32 @@ def main() -> None:
     sparse_rate = samples / (time.perf_counter() - start)
     print(f"{'sparse side only':<16} {sparse_rate:>10,.0f} samples/s (lookup + gather + pool)")
 
-    rates: dict[str, tuple[float, float]] = {}
+    rates: dict[str, tuple[float, float, float]] = {}
     for name in [m.strip() for m in args.models.split(",") if m.strip()]:
-        rates[name] = (
-            measure(config, name, warmup, timed, score=False),
-            measure(config, name, warmup, timed, score=True),
-        )
+        train, train_cpu = measure(config, name, warmup, timed, score=False)
+        rates[name] = (train, train_cpu, measure(config, name, warmup, timed, score=True)[0])
     base = rates.get("shared_bottom", next(iter(rates.values())))[0]
-    print(f"{'model':<16} {'train/s':>10} {'score+train/s':>14} {'vs shared_bottom':>17} {'vs sparse side':>15}")
-    for name, (train, progressive) in rates.items():
-        print(f"{name:<16} {train:>10,.0f} {progressive:>14,.0f} {train / base:>16.2f}x {train / sparse_rate:>14.2f}x")
+    print(f"{'model':<16} {'train/s':>10} {'train/CPU s':>12} {'score+train/s':>14} {'vs shared_bottom':>17} "
+          f"{'vs sparse side':>15}")  # fmt: skip
+    for name, (train, train_cpu, progressive) in rates.items():
+        print(f"{name:<16} {train:>10,.0f} {train_cpu:>12,.0f} {progressive:>14,.0f} {train / base:>16.2f}x "
+              f"{train / sparse_rate:>14.2f}x")  # fmt: skip
 
 
-def measure(config, architecture: str, warmup: list, timed: list, score: bool) -> float:
-    """Samples/s of ``step`` (or ``score`` then ``step``) over ``timed`` after warming up a fresh model."""
+def measure(config, architecture: str, warmup: list, timed: list, score: bool) -> tuple[float, float]:
+    """Samples per wall second and per CPU second of the process (all its threads) of ``step`` (or
+    ``score`` then ``step``) over ``timed`` after warming up a fresh model. On a shared machine the
+    CPU figure does not depend on the other processes' load (one thread); the wall figure does."""
     step = build_train_step(config, architecture)
     for b in warmup:
         step.step(b)
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     for b in timed:
         if score:
             step.score(b)
         step.step(b)
-    return sum(len(b) for b in timed) / (time.perf_counter() - start)
+    samples = sum(len(b) for b in timed)
+    return samples / (time.perf_counter() - start), samples / (time.process_time() - cpu)
 
 
 if __name__ == "__main__":

@@ -1,9 +1,9 @@
 """Global shared embedding table: every sparse ID in one byte-budgeted, score-evicted table.
 
-Pure numpy (torch tensors are accepted where gradients come in); imports nothing else of the
-project. ``EmbeddingTable`` (table.py) is the implementation of the interface that the rest of
-the project depends on (interface.py: ``EmbeddingRows`` for a training step,
-``EmbeddingTableInterface`` for the trainer); one concept per module:
+numpy, plus torch to de-duplicate gradient rows (torch tensors are accepted where gradients come
+in); imports nothing else of the project. ``EmbeddingTable`` (table.py) is the implementation of
+the interface that the rest of the project depends on (interface.py: ``EmbeddingRows`` for a
+training step, ``EmbeddingTableInterface`` for the trainer); one concept per module:
 
 * keys.py: (feature, value) -> uint64 key with the feature's 16-bit tag on top; collision figures.
 * layout.py: the byte budget split into preallocated arrays (capacity derived at construction).

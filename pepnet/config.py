@@ -39,6 +39,7 @@ class ModelConfig:
     domain_stats_half_life: int = 200_000  # samples of a domain after which old counts weigh half
     domain_stats_prior_count: float = 100.0  # pseudo-samples at the global rate in each domain's rate
     num_threads: int = 0  # torch intra-op threads set by entry points (0 = torch's default)
+    bf16_autocast: bool = False  # dense network in bfloat16 (CPU autocast); loss, optimizers and table in fp32
     seed: int = 0
 
     def __post_init__(self) -> None:

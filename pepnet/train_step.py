@@ -59,7 +59,7 @@ class TrainStep:
         """Forward, masked multi-task loss, backward, AdaGrad on touched rows, Adam on the network."""
         self.model.train()
         pooled = self.lookup.pool(batch, train=True)
-        logits = self.model(self._embedded(batch, pooled))
+        logits = self._forward(batch, pooled)
         labels = torch.from_numpy(batch.labels)
         mask = torch.from_numpy(batch.label_mask)
         loss, per_task = multitask_loss(logits, labels, mask, self.task_weights)
@@ -85,4 +85,10 @@ class TrainStep:
         """Predicted probabilities float32 ``[B, T]``; touches neither the table nor the statistics."""
         self.model.eval()
         pooled = self.lookup.pool(batch, train=False)
-        return torch.sigmoid(self.model(self._embedded(batch, pooled))).numpy()
+        return torch.sigmoid(self._forward(batch, pooled)).numpy()
+
+    def _forward(self, batch: SampleBatch, pooled: PooledLookup) -> torch.Tensor:
+        """float32 logits ``[B, T]``; the network runs in bfloat16 when ``config.bf16_autocast``."""
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.config.bf16_autocast):
+            logits = self.model(self._embedded(batch, pooled))
+        return logits.float()

@@ -87,9 +87,9 @@ def test_paper_online_preset_uses_the_papers_adam_rate():
     assert make_step(preset="paper-online", dense_lr=0.01).optimizer.param_groups[0]["lr"] == 0.01
 
 
-@pytest.mark.parametrize("architecture", ["pepnet", "shared_bottom"])
-def test_progressive_auc_rises_well_above_chance(architecture):
-    step = make_step(architecture)
+@pytest.mark.parametrize(("architecture", "bf16"), [("pepnet", False), ("shared_bottom", False), ("pepnet", True)])
+def test_progressive_auc_rises_well_above_chance(architecture, bf16):
+    step = make_step(architecture, bf16_autocast=bf16)
     predictions, labels = [], []
     for i, batch in enumerate(batches(25_600)):
         p = step.score(batch)
@@ -97,4 +97,5 @@ def test_progressive_auc_rises_well_above_chance(architecture):
         if i >= 70:
             predictions.append(p[:, 0])
             labels.append(batch.labels[:, 0])
+    assert predictions[0].dtype == np.float32 and all(p.dtype == torch.float32 for p in step.model.parameters())
     assert auc(np.concatenate(labels), np.concatenate(predictions)) > 0.8
