@@ -37,6 +37,30 @@ class ExportRecord:
 
 
 @dataclass
+class TableExport:
+    """One export copied out of a table (``capture_export``), written later from any thread."""
+
+    model_dir: Path
+    kind: str  # "snapshot" or "delta"
+    pass_index: int
+    previous_pass: int | None
+    rows: dict[str, np.ndarray]  # ROW_FIELDS of the exported rows (copies)
+    deleted_keys: np.ndarray
+    meta: dict[str, Any]
+    keep_snapshots: int
+
+    def write(self) -> ExportRecord:
+        """Write the export file atomically; a snapshot then prunes exports older than the newest
+        ``keep_snapshots`` snapshots."""
+        record = write_export(
+            self.model_dir, self.kind, self.pass_index, self.previous_pass, self.rows, self.deleted_keys, self.meta
+        )
+        if self.kind == "snapshot":
+            prune_exports(self.model_dir, self.keep_snapshots)
+        return record
+
+
+@dataclass
 class ExportFile:
     """One export read back: its arrays (``ROW_FIELDS`` plus ``DELETED_FIELD``) and header."""
 

@@ -15,7 +15,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from embedding_store.export import ExportRecord
+from embedding_store.export import ExportRecord, TableExport
 from embedding_store.stats import PassEndReport, TableStats
 from embedding_store.table_checkpoint import TableCheckpoint
 
@@ -66,6 +66,10 @@ class EmbeddingTableInterface(EmbeddingRows, Protocol):
 
     def export(self, model_dir: str | Path, pass_index: int) -> ExportRecord:
         """Write the rows changed since the last export (or a snapshot) for scoring."""
+        ...
+
+    def capture_export(self, model_dir: str | Path, pass_index: int) -> TableExport:
+        """``export``'s rows copied out now, written later from any thread (``TableExport.write``)."""
         ...
 
     def save_state(self, path: str | Path) -> None:

@@ -12,7 +12,7 @@ from embedding_store.adagrad import adagrad_step, sum_duplicate_gradients
 from embedding_store.admission import CountingFilter, admission_probability_draw
 from embedding_store.config import TableConfig
 from embedding_store.eviction import EvictionReason, lowest_score_rows, ttl_expired, under_updated
-from embedding_store.export import ROW_FIELDS, ExportRecord
+from embedding_store.export import ROW_FIELDS, ExportRecord, TableExport
 from embedding_store.index import OpenAddressingIndex
 from embedding_store.inputs import MAX_TICK, as_key_array, as_slot_array, event_ticks, to_numpy
 from embedding_store.keys import feature_tag, key_tags
@@ -22,7 +22,13 @@ from embedding_store.row_init import initial_weights
 from embedding_store.score import add_feedback, decay_scores
 from embedding_store.stats import PassEndReport, TableStats
 from embedding_store.table_checkpoint import TableCheckpoint, capture_checkpoint, read_checkpoint_chain
-from embedding_store.table_files import apply_export_chain, export_table, read_table_state, write_table_state
+from embedding_store.table_files import (
+    apply_export_chain,
+    capture_export,
+    export_table,
+    read_table_state,
+    write_table_state,
+)
 from embedding_store.table_state import CHANGED, DIRTY, TOUCHED, RowArrays, TableCounters
 
 _MAX_UPDATES = np.iinfo(np.uint16).max
@@ -391,6 +397,11 @@ class EmbeddingTable:
         """Write a delta (rows changed + keys deleted since the last export) or, every
         ``snapshot_every_passes`` passes (and on the first export to a directory), a snapshot."""
         return export_table(self, Path(model_dir), pass_index)
+
+    def capture_export(self, model_dir: str | Path, pass_index: int) -> TableExport:
+        """What ``export`` would write, copied out now (the table counts it as exported) and
+        written later, from any thread, by ``TableExport.write``."""
+        return capture_export(self, Path(model_dir), pass_index)
 
     @classmethod
     def load_export(cls, model_dir: str | Path, up_to_pass: int | None = None) -> EmbeddingTable:

@@ -93,11 +93,11 @@ def capture_checkpoint(table: EmbeddingTable, pass_index: int, base: bool) -> Ta
     arrays: dict[str, np.ndarray] = {}
     spans: dict[str, Any] = {}
     if base:
-        rows.flags &= ~CHANGED
+        rows.flags[:high_water] &= ~CHANGED
         row_positions: slice | np.ndarray = slice(0, high_water)
         stack_spans = counters.written_ever
     else:
-        row_positions = np.flatnonzero(rows.flags[: table.capacity] & CHANGED)
+        row_positions = np.flatnonzero(rows.flags[:high_water] & CHANGED)  # no row above was ever allocated
         rows.flags[row_positions] &= ~CHANGED
         stack_spans = counters.written
     _positions(arrays, spans, _ROWS, row_positions)

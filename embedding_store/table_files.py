@@ -18,9 +18,8 @@ from embedding_store.export import (
     DELETED_FIELD,
     ROW_FIELDS,
     ExportRecord,
-    prune_exports,
+    TableExport,
     read_export_chain,
-    write_export,
 )
 from embedding_store.npz_file import read_npz_checked, write_npz_atomic
 from embedding_store.table_state import CHANGED, DIRTY, TableCounters
@@ -83,9 +82,15 @@ def read_table_state(path: Path, table_class: type[Table]) -> Table:
 
 # ----------------------------------------------------------------- exports
 def export_table(table: EmbeddingTable, model_dir: Path, pass_index: int) -> ExportRecord:
-    """Write ``table``'s export of ``pass_index`` into ``model_dir``: a delta (rows changed and keys
+    """Write ``table``'s export of ``pass_index`` into ``model_dir`` (``capture_export``, then write)."""
+    return capture_export(table, model_dir, pass_index).write()
+
+
+def capture_export(table: EmbeddingTable, model_dir: Path, pass_index: int) -> TableExport:
+    """Copy out ``table``'s export of ``pass_index`` for ``model_dir``: a delta (rows changed and keys
     deleted since the last export) or, every ``snapshot_every_passes`` passes, on the first export to
-    a directory and after a deletion-log overflow, a snapshot (older exports are then pruned)."""
+    a directory and after a deletion-log overflow, a snapshot (writing it prunes older exports).
+    The table counts it as exported at once; the copy is written later, from any thread."""
     counters, rows = table.counters, table.rows
     directory = str(model_dir.resolve())
     same_dir = counters.export_dir == directory
@@ -97,32 +102,33 @@ def export_table(table: EmbeddingTable, model_dir: Path, pass_index: int) -> Exp
         or counters.last_snapshot_pass is None
         or pass_index - counters.last_snapshot_pass >= table.config.snapshot_every_passes
     )
+    flags = rows.flags[: counters.rows_high_water]  # rows above were never allocated: no flag set
     if snapshot:
-        slots = np.flatnonzero(rows.keys[: table.capacity] != 0)
+        slots = np.flatnonzero(rows.keys[: counters.rows_high_water] != 0)
         deleted = np.empty(0, dtype=np.uint64)
     else:
-        slots = np.flatnonzero(rows.flags & DIRTY)
+        slots = np.flatnonzero(flags & DIRTY)
         deleted = rows.deletion_log[: counters.log_count].copy()
-    record = write_export(
-        model_dir,
-        "snapshot" if snapshot else "delta",
-        pass_index,
-        None if snapshot else counters.last_export_pass,
-        table.row_fields(slots),
-        deleted,
-        table_header(table),
+    export = TableExport(
+        model_dir=model_dir,
+        kind="snapshot" if snapshot else "delta",
+        pass_index=pass_index,
+        previous_pass=None if snapshot else counters.last_export_pass,
+        rows=table.row_fields(slots),
+        deleted_keys=deleted,
+        meta=table_header(table),
+        keep_snapshots=table.config.keep_snapshots,
     )
     # Clearing DIRTY changes those rows' flags: the next checkpoint carries them.
-    np.bitwise_or(rows.flags, CHANGED, out=rows.flags, where=(rows.flags & DIRTY) != 0)
-    rows.flags &= ~DIRTY
+    np.bitwise_or(flags, CHANGED, out=flags, where=(flags & DIRTY) != 0)
+    flags &= ~DIRTY
     counters.log_count = 0
     counters.log_overflow = False
     counters.export_dir = directory
     counters.last_export_pass = pass_index
     if snapshot:
         counters.last_snapshot_pass = pass_index
-        prune_exports(model_dir, table.config.keep_snapshots)
-    return record
+    return export
 
 
 def apply_export_chain(model_dir: Path, up_to_pass: int | None, table_class: type[Table]) -> Table:

@@ -7,6 +7,7 @@ a multi-valued feature and a task absent from ``labels`` are all masked, never g
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 import numpy as np
@@ -94,6 +95,9 @@ def _sparse_values(name: str, column: list[SparseValue | None], width: int) -> t
     """int64 value ids ``[B, width]`` and their mask for one sparse feature's raw values."""
     if width == 1 and all(type(v) is int for v in column):  # fast path: one integer per sample
         return np.array(column, dtype=np.int64)[:, None], np.ones((len(column), 1), dtype=bool)
+    if width == 1 and all(type(v) is int or type(v) is str for v in column):  # one int or string each
+        ids = [v if type(v) is int else _string_id(v) for v in column]
+        return np.array(ids, dtype=np.int64)[:, None], np.ones((len(column), 1), dtype=bool)
     values = np.zeros((len(column), width), dtype=np.int64)
     mask = np.zeros((len(column), width), dtype=bool)
     for row, raw in enumerate(column):
@@ -104,9 +108,13 @@ def _sparse_values(name: str, column: list[SparseValue | None], width: int) -> t
     return values, mask
 
 
+# Categorical strings repeat from sample to sample: their blake2b ids are memoised (bounded).
+_string_id = functools.lru_cache(maxsize=1 << 16)(string_value_id)
+
+
 def _value_id(name: str, value: object) -> int:
     if isinstance(value, int):
         return int(value)
     if isinstance(value, str):
-        return string_value_id(value)
+        return _string_id(value)
     raise ValueError(f"sparse.{name}: values must be int, str or a list of them, got {type(value).__name__}")

@@ -1,10 +1,12 @@
-"""Checkpoints captured at a pass end and written by a background thread while the next pass trains.
+"""Exports and checkpoints captured at a pass end and written by a background thread while the
+next pass trains.
 
-At the end of pass k the training thread captures what the checkpoint needs, in time proportional
-to what changed (:meth:`EmbeddingTableInterface.capture_checkpoint` copies the changed rows; the
-dense network and Adam are small and cloned whole), and hands it to :class:`CheckpointWriter`.
-The writer thread writes it into :class:`CheckpointStore` (atomic directory, fsync, checksums)
-and only then runs the pass's ``on_durable`` callback: the commit of the pass's offsets to the
+At the end of pass k the training thread captures what the export and the checkpoint need, in
+time proportional to what changed (``capture_export`` and ``capture_checkpoint`` copy the changed
+rows; the dense network and Adam are small and cloned whole), and hands both to
+:class:`CheckpointWriter`. The writer thread writes the export (table delta, pass directory,
+``LATEST``), then the checkpoint into :class:`CheckpointStore` (atomic directory, fsync,
+checksums), and only then runs the pass's ``on_durable`` callback: the commit of the pass's offsets to the
 consumer group, the run-log line, the checkpoint metric. At most one checkpoint is in flight:
 the capture of pass k+1 waits until pass k is durable. A kill -9 at any moment leaves the last
 durable checkpoint, and its offsets, as the truth a restart resumes from.
@@ -24,6 +26,7 @@ from typing import Any
 from embedding_store.table_checkpoint import BASE, TableCheckpoint
 from monitoring.run_log import PassRecord
 from stream.trainer.checkpoint import CheckpointStore
+from stream.trainer.exporter import PassExport
 from stream.trainer.manifest import PassManifest
 from stream.trainer.training_model import TrainingModel, write_dense_state
 
@@ -44,6 +47,7 @@ class PassCheckpoint:
     state: dict[str, Any]  # JSON-ready: topic, next offsets, manifest, pass record
     dedup: list[set[str]]  # the dedup window's passes (sets no longer changed), sorted when written
     on_durable: Callable[[], None] | None = None
+    export: PassExport | None = None  # written first: an export never lags behind its checkpoint
 
     @property
     def previous_pass(self) -> int | None:
@@ -65,6 +69,7 @@ def capture_pass_checkpoint(
     dedup: list[set[str]],
     base: bool,
     on_durable: Callable[[], None] | None,
+    export: PassExport | None = None,
 ) -> PassCheckpoint:
     """Copy the checkpoint of ``manifest``'s pass out of ``model`` (a table base when ``base``)."""
     index = manifest.pass_index
@@ -82,13 +87,14 @@ def capture_pass_checkpoint(
         state=state,
         dedup=dedup,
         on_durable=on_durable,
+        export=export,
     )
 
 
 @dataclass
 class PersistTiming:
-    """Training-thread seconds a pass spent on its export, on capturing its checkpoint, and waiting
-    for the previous checkpoint to be durable (the write itself: ``WriteTiming``)."""
+    """Training-thread seconds a pass spent on capturing its export and its checkpoint, and waiting
+    for the previous pass's to be durable (the writes themselves: ``WriteTiming``)."""
 
     pass_index: int
     export_s: float
@@ -104,7 +110,8 @@ class WriteTiming:
     kind: str
     rows: int
     nbytes: int
-    seconds: float
+    seconds: float  # the checkpoint
+    export_seconds: float  # the export written before it
 
 
 @dataclass
@@ -170,6 +177,9 @@ class CheckpointWriter:
 
     def _write(self, checkpoint: PassCheckpoint) -> None:
         started = time.perf_counter()
+        if checkpoint.export is not None:
+            checkpoint.export.write()
+        exported = time.perf_counter()
         if checkpoint.table.kind == BASE:
             self.store.prune_before_base()
         self.store.save(checkpoint.pass_index, checkpoint.write, checkpoint.previous_pass)
@@ -179,7 +189,8 @@ class CheckpointWriter:
                 checkpoint.table.kind,
                 checkpoint.table.rows,
                 checkpoint.table.nbytes,
-                time.perf_counter() - started,
+                time.perf_counter() - exported,
+                exported - started,
             )
         )
         if checkpoint.on_durable is not None:

@@ -22,18 +22,49 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from embedding_store.export import TableExport
 from stream.storage.atomic_file import atomic_directory, atomic_text_writer
 from stream.storage.checksums import write_checksums
 from stream.trainer.manifest import PassManifest
-from stream.trainer.training_model import TrainingModel
+from stream.trainer.training_model import TrainingModel, write_dense_state
 
 LATEST_FILE = "LATEST"
 TABLE_DIR = "table"
 PASS_FORMAT = 1  # format of a pass directory's CHECKSUMS.json
 DENSE_FILE = "dense.pt"
 DESCRIPTION_FILE = "model.json"
+
+
+@dataclass
+class PassExport:
+    """One pass's export copied out of the model, ready to write."""
+
+    exporter: ModelExporter
+    pass_index: int
+    table: TableExport
+    dense: dict[str, Any]
+    description: dict[str, Any]
+    manifest_json: str
+
+    def write(self) -> Path:
+        """Write the table export, then the pass directory, then move ``LATEST``; returns the directory."""
+        model_dir = self.exporter.model_dir
+        self.table.write()
+        final = model_dir / pass_dir_name(self.pass_index)
+        # An existing directory of the same pass: re-export after a crash before its checkpoint.
+        with atomic_directory(final) as tmp:
+            write_dense_state(self.dense, tmp / DENSE_FILE)
+            (tmp / DESCRIPTION_FILE).write_text(json.dumps(self.description, indent=1, sort_keys=True), "utf-8")
+            (tmp / "manifest.json").write_text(self.manifest_json, encoding="utf-8")
+            write_checksums(tmp, {"format": PASS_FORMAT, "pass_index": self.pass_index})
+        with atomic_text_writer(model_dir / LATEST_FILE) as latest:
+            latest.write(final.name + "\n")
+        self.exporter.prune()
+        return final
 
 
 def pass_dir_name(pass_index: int) -> str:
@@ -50,23 +81,24 @@ class ModelExporter:
 
     def export(self, model: TrainingModel, manifest: PassManifest) -> Path:
         """Export the model after ``manifest``'s pass; returns the pass directory."""
+        return self.prepare(model, manifest).write()
+
+    def prepare(self, model: TrainingModel, manifest: PassManifest) -> PassExport:
+        """Copy the export of ``manifest``'s pass out of ``model`` (the changed rows, the dense
+        weights); :meth:`PassExport.write` writes it later, from any thread."""
         index = manifest.pass_index
         self.model_dir.mkdir(parents=True, exist_ok=True)
-        model.table.export(self.model_dir / TABLE_DIR, index)
-        final = self.model_dir / pass_dir_name(index)
-        # An existing directory of the same pass: re-export after a crash before its checkpoint.
-        with atomic_directory(final) as tmp:
-            model.save_dense(tmp / DENSE_FILE, with_optimizer=False)
-            description = dict(model.describe(), pass_index=index, table_dir=TABLE_DIR)
-            (tmp / DESCRIPTION_FILE).write_text(json.dumps(description, indent=1, sort_keys=True), encoding="utf-8")
-            (tmp / "manifest.json").write_text(manifest.to_json(), encoding="utf-8")
-            write_checksums(tmp, {"format": PASS_FORMAT, "pass_index": index})
-        with atomic_text_writer(self.model_dir / LATEST_FILE) as latest:
-            latest.write(final.name + "\n")
-        self._prune()
-        return final
+        return PassExport(
+            exporter=self,
+            pass_index=index,
+            table=model.table.capture_export(self.model_dir / TABLE_DIR, index),
+            dense=model.dense_snapshot(with_optimizer=False),
+            description=dict(model.describe(), pass_index=index, table_dir=TABLE_DIR),
+            manifest_json=manifest.to_json(),
+        )
 
-    def _prune(self) -> None:
+    def prune(self) -> None:
+        """Delete pass directories beyond the newest ``keep``."""
         passes = sorted(p for p in self.model_dir.glob("pass-*") if p.is_dir())
         for path in passes[: -self.keep]:
             shutil.rmtree(path, ignore_errors=True)

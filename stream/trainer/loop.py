@@ -2,13 +2,13 @@
 
 Per pass, in this order: progressive validation (score the pass before training on it) ->
 training in mini-batches (sparse AdaGrad in the table, Adam on the network) -> table maintenance
-(``end_pass``) -> export (table delta + dense weights, ``LATEST``) -> capture of the checkpoint
-(what changed in the pass, plus the next offset of every partition) -> metrics; then the next pass
-trains while a writer thread makes the checkpoint durable (``checkpoint_writer``), and only then
-commits its offsets to the consumer group (lag monitoring only: the checkpoint is the truth) and
-appends the pass record to ``<run_dir>/passes.jsonl``. A restart resumes from the newest
-restorable checkpoint (base + increments) and seeks to its offsets, and passes are cut from the
-topic's content only, so every sample is trained exactly once.
+(``end_pass``) -> capture of the export (table delta + dense weights) and of the checkpoint (what
+changed in the pass, plus the next offset of every partition) -> metrics; then the next pass
+trains while a writer thread writes the export (``LATEST`` moves) and makes the checkpoint durable
+(``checkpoint_writer``), and only then commits its offsets to the consumer group (lag monitoring
+only: the checkpoint is the truth) and appends the pass record to ``<run_dir>/passes.jsonl``.
+A restart resumes from the newest restorable checkpoint (base + increments) and seeks to its
+offsets, and passes are cut from the topic's content only, so every sample is trained exactly once.
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ from stream.trainer.checkpoint_writer import (
     capture_pass_checkpoint,
 )
 from stream.trainer.dedup import DedupWindow
-from stream.trainer.exporter import ModelExporter
+from stream.trainer.exporter import ModelExporter, PassExport
 from stream.trainer.manifest import PassManifest
 from stream.trainer.pass_assembler import AssembledPass, PassAssembler
 from stream.trainer.progressive_validation import progressive_metrics
@@ -280,9 +280,9 @@ class IncrementalTrainer:
             observed += counts
         # 3. table maintenance
         report = table.end_pass(manifest.pass_index, manifest.event_time_max_ms)
-        # 4. export
+        # 4. export: captured now, written by the writer thread before the checkpoint
         exported = time.perf_counter()
-        self.exporter.export(self.model, manifest)
+        export = self.exporter.prepare(self.model, manifest)
         export_s = time.perf_counter() - exported
         manifest_path = self.paths.run_dir / MANIFESTS_DIR / f"pass-{manifest.pass_index:09d}.json"
         with atomic_text_writer(manifest_path) as f:
@@ -311,7 +311,7 @@ class IncrementalTrainer:
         # 5. checkpoint, the truth for restarts: captured now, durable while the next pass trains; then
         # 6. offsets to the consumer group (lag monitoring only) and 7. the run log line
         captured = time.perf_counter()
-        checkpoint = self._capture_checkpoint(closed, record, reader)
+        checkpoint = self._capture_checkpoint(closed, record, reader, export)
         capture_s = time.perf_counter() - captured
         assert self._writer is not None
         wait_s = self._writer.submit(checkpoint)
@@ -324,8 +324,11 @@ class IncrementalTrainer:
         )  # fmt: skip
         return record
 
-    def _capture_checkpoint(self, closed: AssembledPass, record: PassRecord, reader: SampleReader) -> PassCheckpoint:
-        """The pass's checkpoint copied out of the model (a base every K passes, else an increment)."""
+    def _capture_checkpoint(
+        self, closed: AssembledPass, record: PassRecord, reader: SampleReader, export: PassExport
+    ) -> PassCheckpoint:
+        """The pass's checkpoint copied out of the model (a base every K passes, else an increment),
+        carrying its export, which the writer writes first."""
         assert self.model is not None
         manifest = closed.manifest
         if (
@@ -343,7 +346,7 @@ class IncrementalTrainer:
 
         dedup = self._dedup.closed_passes() if self._dedup is not None else []
         base = self._base_pass == manifest.pass_index
-        return capture_pass_checkpoint(self.model, manifest, record, self.topic, dedup, base, on_durable)
+        return capture_pass_checkpoint(self.model, manifest, record, self.topic, dedup, base, on_durable, export)
 
     # ------------------------------------------------------------------ metrics
     def _start_metrics(self) -> None:
