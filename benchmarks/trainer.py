@@ -248,15 +248,18 @@ def measure_size(config: PipelineConfig, chunks: list[DecodedChunk]) -> float:
           f"after the first pass {ceil_steady:,.0f} samples/s")
     print(f"ratio end-to-end / ceiling = {e2e / ceil:.2f} whole run, {steady / ceil_steady:.2f} after the first pass")
     share = persist.sum(axis=1) / walls
-    print(f"export + checkpoint on the training thread per pass: export {1e3 * persist[:, 0].mean():.0f} ms, "
-          f"capture {1e3 * persist[:, 1].mean():.0f} ms, waiting for the writer {1e3 * persist[:, 2].mean():.0f} ms"
-          f" = {100 * share.mean():.1f}% of pass time (max {100 * share.max():.1f}%)")
+    export_ms, capture_ms, wait_ms = 1e3 * persist.mean(axis=0)
+    print(f"export + checkpoint on the training thread per pass: export capture {export_ms:.0f} ms, checkpoint "
+          f"capture {capture_ms:.0f} ms, waiting for the writer {wait_ms:.0f} ms = {100 * share.mean():.1f}% of "
+          f"pass time (max {100 * share.max():.1f}%)")
     for kind, items in (("base", base), ("increment", increments)):
         if items:
             seconds = np.mean([w.seconds for w in items])
-            print(f"  background {kind} writes: {len(items)}, mean {np.mean([w.rows for w in items]):,.0f} rows, "
-                  f"{np.mean([w.nbytes for w in items]) / 2**20:.1f} MiB, {seconds:.3f} s "
-                  f"({100 * seconds / walls.mean():.0f}% of a pass, overlapped)")  # fmt: skip
+            export = np.mean([w.export_seconds for w in items])
+            rows, mib = np.mean([w.rows for w in items]), np.mean([w.nbytes for w in items]) / 2**20
+            print(f"  writer thread, passes with a {kind} checkpoint: {len(items)}, checkpoint of {rows:,.0f} rows / "
+                  f"{mib:.1f} MiB in {seconds:.3f} s after the export in {export:.3f} s "
+                  f"({100 * (seconds + export) / walls.mean():.0f}% of a pass, overlapped with the next one)")
     return e2e
 
 
