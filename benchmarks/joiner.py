@@ -1,13 +1,17 @@
-"""Events/s through one joiner worker (`pepnet worker`) against the raw confluent-kafka consume rate
-of the same input topics (the ceiling), measured in the same run, and the ratio (target >= 30%).
+"""Events/s through `pepnet worker` against the raw confluent-kafka consume rate of the same input
+topics (the ceiling), measured in the same run, and the ratios (target: one process >= 30%).
 
-Also the acceptance check at scale: every simulated impression yields exactly one sample whose
-labels equal the simulator's ground truth (``EventSimulator.labelled_samples``).
+In one run, on the same topics: the raw consume; a faust agent that does nothing (faust's floor);
+`pepnet worker` with the kafka engine in 1 process and with `--processes N`; the faust engine;
+and the memory a pending impression costs (RSS growth of a worker that keeps every impression
+pending, divided by their number; target <= 1 KiB). Every measured worker writes its own samples
+topic, checked against the simulator's ground truth (``EventSimulator.labelled_samples``): every
+impression exactly once, every label right.
 
     python benchmarks/joiner.py                          # local broker on free ports, 200k impressions
     python benchmarks/joiner.py --impressions 20000 --bootstrap 127.0.0.1:19092
 
-The worker's rate is its consumption rate: valid events counted by its metrics endpoint between
+A worker's rate is its consumption rate: valid events counted by its metrics endpoint between
 the first event read and the last (start-up, rebalance and the idle close are excluded). CPU
 seconds of both sides are printed too: the machine is shared, so events per CPU second is the
 figure that does not depend on the load.
@@ -25,6 +29,7 @@ import tempfile
 import time
 import urllib.request
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 # benchmarks/embedding_store.py shadows the package of that name: import from the repository root.
@@ -96,65 +101,89 @@ def faust_floor(bootstrap: str, topics: list[str], partitions: int, total: int, 
     faust.Worker(app, loglevel="WARNING", quiet=True).execute_from_commandline()
 
 
-def worker_consumed(url: str) -> float:
-    with urllib.request.urlopen(url, timeout=5) as response:
-        text = response.read().decode()
-    return sum(float(v) for _, v in _CONSUMED.findall(text))
+def scrape(url: str, pattern: re.Pattern[str] = _CONSUMED) -> float | None:
+    """Sum of the matching samples of a metrics page; None if it did not answer in time (load)."""
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            text = response.read().decode()
+    except OSError:
+        return None
+    return sum(float(v) for _, v in pattern.findall(text))
 
 
-def measure_worker(
-    config_path: Path,
-    engine: str,
-    role: str,
-    events: int,
-    env: dict[str, str],
-    workers: list[subprocess.Popen],
-    count: int = 1,
-) -> tuple[float, float]:
-    """Run ``count`` `pepnet worker --engine <engine>` (one group) until together they read ``events``.
+class WorkerRun:
+    """`pepnet worker --config <file> [--processes N]` in a subprocess, with its metrics endpoint."""
 
-    Returns (events/s, events per CPU s) between the first and the last counted event; the
-    workers are left running (in ``workers``) until their samples are read back.
-    """
-    command = [
-        sys.executable, "-m", "stream.cli.main", "worker", "--config", str(config_path), "--log-level", "WARNING",
-        "--engine", engine, "--app-id", f"{config_path.parent.name}-{engine}-{count}", "--output", role,
-    ]  # fmt: skip
-    started = []
-    for _ in range(count):
-        worker = subprocess.Popen(
+    def __init__(self, config_path: Path, engine: str, env: dict[str, str], processes: int = 1) -> None:
+        command = [
+            sys.executable, "-m", "stream.cli.main", "worker", "--config", str(config_path), "--log-level", "WARNING",
+            "--engine", engine, *(["--processes", str(processes)] if processes > 1 else []),
+        ]  # fmt: skip
+        self.engine = engine
+        self.process = subprocess.Popen(
             command, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
         )
-        workers.append(worker)
-        started.append(worker)
-    urls = []
-    for worker in started:
         while True:
-            line = worker.stdout.readline()
+            line = self.process.stdout.readline()
             if not line:
                 raise RuntimeError(f"{engine} worker exited before printing its metrics URL")
             if line.startswith("metrics: "):
-                urls.append(line.split(" ", 1)[1].strip())
+                self.url = line.split(" ", 1)[1].strip()
                 break
-    processes = [psutil.Process(worker.pid) for worker in started]
+        self.psutil = psutil.Process(self.process.pid)
+        self._consumed = 0.0
 
-    def cpu() -> float:
-        return sum(sum(process.cpu_times()[:2]) for process in processes)
+    def consumed(self) -> float:
+        """Valid events read so far (the last answer if the endpoint is slow)."""
+        value = scrape(self.url)
+        if value is not None:
+            self._consumed = value
+        return self._consumed
 
-    first = None
-    while True:
-        consumed = sum(worker_consumed(url) for url in urls)
-        now = time.perf_counter()
-        if consumed > 0 and first is None:
-            first, first_cpu = (now, consumed), cpu()
-        if consumed >= events:
-            last_cpu = cpu()
-            break
-        if any(worker.poll() is not None for worker in started):
-            raise RuntimeError(f"a {engine} worker exited early")
-        time.sleep(0.1)
-    counted = consumed - first[1]
-    return counted / (now - first[0]), counted / (last_cpu - first_cpu)
+    def processes(self) -> list[psutil.Process]:
+        return [self.psutil, *self.psutil.children(recursive=True)]
+
+    def cpu_s(self) -> float:
+        """CPU seconds (user + system) of the worker and its child processes."""
+        total = 0.0
+        for process in self.processes():
+            try:
+                total += sum(process.cpu_times()[:2])
+            except psutil.NoSuchProcess:
+                continue
+        return total
+
+    def rss(self) -> int:
+        """Resident bytes of the worker and its child processes."""
+        return sum(process.memory_info().rss for process in self.processes())
+
+    def wait_consumed(self, events: int) -> tuple[float, float]:
+        """Until ``events`` were read: (events/s, events per CPU s) between the first and the last."""
+        first = None
+        while True:
+            consumed = self.consumed()
+            now = time.perf_counter()
+            if consumed > 0 and first is None:
+                first, first_cpu = (now, consumed), self.cpu_s()
+            if consumed >= events:
+                last_cpu = self.cpu_s()
+                break
+            if self.process.poll() is not None:
+                raise RuntimeError(f"the {self.engine} worker exited early")
+            time.sleep(0.1)
+        counted = consumed - first[1]
+        return counted / (now - first[0]), counted / max(last_cpu - first_cpu, 1e-9)
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(60)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+
+
+_PENDING = re.compile(r"^pepnet_joiner_(pending)_impressions ([0-9.e+]+)$", re.M)
+_ASSIGNED = re.compile(r"^pepnet_joiner_(assigned)_partitions ([0-9.e+]+)$", re.M)
 
 
 def check_samples(config, simulator: EventSimulator, topic: str, impressions: int) -> int:
@@ -175,19 +204,43 @@ def check_samples(config, simulator: EventSimulator, topic: str, impressions: in
     return 0 if missing == 0 and wrong == 0 and duplicates == 0 else 1
 
 
-def stop(worker: subprocess.Popen) -> None:
-    worker.terminate()
-    try:
-        worker.wait(30)
-    except subprocess.TimeoutExpired:
-        worker.kill()
+def wait_for(condition: Callable[[], bool], what: str, timeout_s: float = 1800) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"timed out waiting for {what}")
+        time.sleep(0.2)
+
+
+def run_config(base: dict, work: Path, name: str, joiner: dict | None = None) -> tuple[Path, object]:
+    """A worker config writing to its own samples topic (created), under its own app id."""
+    prefix = base["joiner"]["app_id"]
+    topics = {**base["kafka"]["topics"], "samples": {"name": f"{prefix}.{name}.samples"}}
+    overrides = {
+        **base,
+        "kafka": {**base["kafka"], "topics": topics},
+        "joiner": {**base["joiner"], "app_id": f"{prefix}-{name}", **(joiner or {})},
+    }
+    config = load_config(overrides=overrides, environ={})
+    create_topics(config.kafka)
+    path = work / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(overrides))
+    return path, config
+
+
+def measure_memory(run: WorkerRun, impressions: int, baseline_rss: int) -> float:
+    """RSS growth per pending impression once the worker holds every impression pending (bytes)."""
+    wait_for(lambda: (scrape(run.url, _PENDING) or 0) >= impressions, "every impression pending")
+    time.sleep(2)  # let the consumer's prefetch queue drain into the worker
+    return (run.rss() - baseline_rss) / impressions
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--impressions", type=int, default=200_000)
     parser.add_argument("--bootstrap", default="", help="existing broker (default: start a local one)")
-    parser.add_argument("--workers", type=int, default=0, help="also measure N kafka-engine workers in one group")
+    parser.add_argument("--processes", type=int, default=2, help="also measure `pepnet worker --processes N` (N > 1)")
+    parser.add_argument("--skip-faust", action="store_true", help="leave out faust's floor and engine (quicker)")
     parser.add_argument("--floor", nargs=4, metavar=("BOOTSTRAP", "TOPICS", "EVENTS", "DIR"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.floor:  # child process of the measurement below
@@ -206,21 +259,40 @@ def main() -> int:
         data_dir = tempfile.mkdtemp(prefix="bench-joiner-")
         broker = LocalBroker(LocalBrokerConfig(port=port, controller_port=controller, data_dir=data_dir))
         bootstrap = broker.up().state.bootstrap
-    workers: list[subprocess.Popen] = []
+    running: list[WorkerRun] = []
     work = Path(tempfile.mkdtemp(prefix="bench-joiner-work-"))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PEPNET_")}
+
+    def start(path: Path, engine: str, processes: int = 1) -> WorkerRun:
+        running.append(WorkerRun(path, engine, env, processes))
+        return running[-1]
+
+    def finish(run: WorkerRun) -> None:
+        run.stop()
+        running.remove(run)
+
     try:
         prefix = f"bench.{uuid.uuid4().hex[:8]}"
         topics = {role: {"name": f"{prefix}.{role}"} for role in TopicsConfig().by_role()}
-        overrides = {
-            "kafka": {"bootstrap": bootstrap, "topics": topics},
+        base = {
+            "kafka": {
+                "bootstrap": bootstrap,
+                "topics": {r: {"name": f"{prefix}.{r}"} for r in TopicsConfig().by_role()},
+            },
             "joiner": {"app_id": prefix, "faust": {"data_dir": str(work / "faust")}},
             "monitoring": {"worker_port": 0},
         }
-        config = load_config(overrides=overrides, environ={})
+        config = load_config(overrides=base, environ={})
         create_topics(config.kafka)
-        config_path = work / "config.yaml"
-        config_path.write_text(yaml.safe_dump(overrides))
         partitions = config.kafka.topics.impressions.partitions
+        inputs = [config.kafka.topics.impressions.name, config.kafka.topics.actions.name]
+
+        # Memory: a worker whose windows never close (1 day, no idle close) starts on the empty
+        # topics; its RSS growth over the input, divided by the impressions it then holds pending.
+        memory_path, _ = run_config(base, work, "memory", {"window_ms": 86_400_000, "idle_close_ms": 0})
+        memory_run = start(memory_path, "kafka")
+        wait_for(lambda: (scrape(memory_run.url, _ASSIGNED) or 0) >= 1, "the memory worker's partitions", 120)
+        baseline_rss = memory_run.rss()
 
         simulator = EventSimulator(config.simulator, config.schema)
         t = time.perf_counter()
@@ -228,40 +300,44 @@ def main() -> int:
         events = writer.send_events(simulator.events(args.impressions))
         writer.flush()
         print(f"produced {events:,} events ({args.impressions:,} impressions) in {time.perf_counter() - t:.1f} s")
+        per_pending = measure_memory(memory_run, args.impressions, baseline_rss)
+        finish(memory_run)
 
-        inputs = [config.kafka.topics.impressions.name, config.kafka.topics.actions.name]
         raw_rate, raw_cpu, _ = raw_consume_rate(config, inputs, partitions, events)
-        print(f"raw confluent-kafka consume (ceiling) {raw_rate:>10,.0f} events/s  "
-              f"({events / raw_cpu:,.0f} events per CPU s)")  # fmt: skip
+        raw_cpu_rate = events / raw_cpu
+        print(f"{'raw confluent-kafka consume (ceiling)':<44}{raw_rate:>10,.0f} events/s  "
+              f"({raw_cpu_rate:,.0f} events per CPU s)")  # fmt: skip
+        floor_rate = 0.0
+        if not args.skip_faust:
+            floor_command = [sys.executable, __file__, "--floor", bootstrap, ",".join(inputs), str(events), str(work)]
+            floor = subprocess.run(floor_command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=1800)
+            found = re.search(r"FLOOR (\d+) (\d+)", floor.stdout + floor.stderr)  # faust may log to stdout
+            floor_rate, floor_cpu_rate = (float(found[1]), float(found[2])) if found else (0.0, 0.0)
+            print(f"{'faust agent doing nothing (floor)':<44}{floor_rate:>10,.0f} events/s  "
+                  f"({floor_cpu_rate:,.0f} events per CPU s)")  # fmt: skip
 
-        env = {k: v for k, v in os.environ.items() if not k.startswith("PEPNET_")}
-        floor_command = [sys.executable, __file__, "--floor", bootstrap, ",".join(inputs), str(events), str(work)]
-        floor = subprocess.run(floor_command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=1800)
-        found = re.search(r"FLOOR (\d+) (\d+)", floor.stdout + floor.stderr)  # faust may redirect stdout to its log
-        floor_rate, floor_cpu_rate = (float(found[1]), float(found[2])) if found else (0.0, 0.0)
-        print(f"faust agent doing nothing (floor)     {floor_rate:>10,.0f} events/s  "
-              f"({floor_cpu_rate:,.0f} events per CPU s)")  # fmt: skip
+        measured = [("kafka", 1)] + ([("kafka", args.processes)] if args.processes > 1 else [])
+        measured += [] if args.skip_faust else [("faust", 1)]
         failures = 0
-        for engine, role in (("kafka", "samples"), ("faust", "samples_replay")):
-            rate, cpu_rate = measure_worker(config_path, engine, role, events, env, workers)
-            label = f"pepnet worker (1 worker, {engine} engine)"
-            print(f"{label:<38}{rate:>10,.0f} events/s  ({cpu_rate:,.0f} events per CPU s)")
-            print(f"  ratio worker / raw consume          {rate / raw_rate:>10.1%}  (target >= 30%)")
-            print(f"  ratio per CPU second                {cpu_rate / (events / raw_cpu):>10.1%}")
-            if floor_rate and engine == "faust":
-                print(f"  ratio worker / faust floor          {rate / floor_rate:>10.1%}  "
-                      f"(faust floor / raw consume {floor_rate / raw_rate:.1%})")  # fmt: skip
-            failures += check_samples(config, simulator, getattr(config.kafka.topics, role).name, args.impressions)
-            stop(workers.pop())
-        if args.workers > 1:  # scale-out: the same input into the replay topic, read once more
-            rate, cpu_rate = measure_worker(config_path, "kafka", "samples_replay", events, env, workers, args.workers)
-            label = f"{args.workers} workers (kafka engine, one group)"
-            print(f"{label:<38}{rate:>10,.0f} events/s  ({cpu_rate:,.0f} events per CPU s)")
-            print(f"  ratio workers / raw consume         {rate / raw_rate:>10.1%}")
+        for engine, processes in measured:
+            path, run_cfg = run_config(base, work, f"{engine}-{processes}")
+            run = start(path, engine, processes)
+            rate, cpu_rate = run.wait_consumed(events)
+            label = f"pepnet worker --engine {engine}" + (f" --processes {processes}" if processes > 1 else "")
+            print(f"{label:<44}{rate:>10,.0f} events/s  ({cpu_rate:,.0f} events per CPU s)")
+            target = "  (target >= 30%)" if (engine, processes) == ("kafka", 1) else ""
+            print(f"  {'ratio to the raw consume':<42}{rate / raw_rate:>10.1%}{target}")
+            print(f"  {'ratio per CPU second':<42}{cpu_rate / raw_cpu_rate:>10.1%}")
+            if engine == "faust" and floor_rate:
+                print(f"  {'ratio to the faust floor':<42}{rate / floor_rate:>10.1%}")
+            failures += check_samples(run_cfg, simulator, run_cfg.kafka.topics.samples.name, args.impressions)
+            finish(run)
+        print(f"{'RSS per pending impression':<44}{per_pending:>10,.0f} bytes  (target <= 1,024; "
+              f"{args.impressions:,} pending; RSS before the input {baseline_rss / 2**20:,.0f} MiB)")  # fmt: skip
         return 1 if failures else 0
     finally:
-        for worker in workers:
-            stop(worker)
+        for run in running:
+            run.stop()
         if broker is not None:
             broker.down()
             shutil.rmtree(data_dir, ignore_errors=True)

@@ -58,6 +58,9 @@ class ConsumerLagGauge:
             "Messages between the consumer position and the high watermark, per partition.",
             ["topic", "partition"],
             registry=registry,
+            # Several processes of one worker: a partition's lag is the value of its latest report
+            # (its current owner's); a revoked partition's old value is not summed with it.
+            multiprocess_mode="livemostrecent",
         )
         self._reported: set[tuple[str, str]] = set()
         self._lock = threading.Lock()

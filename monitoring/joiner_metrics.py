@@ -17,6 +17,9 @@ MAX_DEAD_LETTER_REASONS = 64
 class JoinerMetrics:
     """Metrics of one joiner worker process; Prometheus sums them across workers.
 
+    Also valid in prometheus_client's multiprocess mode (`pepnet worker --processes N`): gauges
+    say how their values combine over the processes (pending and partitions: sum over the live ones).
+
     Attributes (prometheus_client objects; call `.inc()` / `.set()` on them):
         pending_impressions: pepnet_joiner_pending_impressions, impressions waiting for their window.
         impressions_consumed: pepnet_joiner_impressions_consumed_total, valid impressions read.
@@ -44,11 +47,11 @@ class JoinerMetrics:
         counter = partial(Counter, registry=registry)
         self.pending_impressions = Gauge(
             "pepnet_joiner_pending_impressions", "Impressions waiting for their join window to close.",
-            registry=registry,
+            registry=registry, multiprocess_mode="livesum",
         )  # fmt: skip
         self.assigned_partitions = Gauge(
             "pepnet_joiner_assigned_partitions", "Input partition pairs (impressions + actions) this worker joins.",
-            registry=registry,
+            registry=registry, multiprocess_mode="livesum",
         )  # fmt: skip
         self.consumer_lag = ConsumerLagGauge(registry)
         self.impressions_consumed = counter(

@@ -1,4 +1,4 @@
-"""``pepnet worker``: one worker of the impression/action joiner (run N for N times the work)."""
+"""``pepnet worker``: one worker of the impression/action joiner (``--processes N`` or N workers for N cores)."""
 
 from __future__ import annotations
 
@@ -28,6 +28,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--engine", choices=["kafka", "faust"], default=None, help="consumer engine (default joiner.engine)"
     )
+    parser.add_argument(
+        "--processes",
+        type=int,
+        default=1,
+        metavar="N",
+        help="run N consume-loop processes in one consumer group, metrics summed on one endpoint (kafka engine)",
+    )
     parser.set_defaults(handler=run)
 
 
@@ -38,4 +45,4 @@ def run(args: argparse.Namespace, config: PipelineConfig) -> int:
     changes = {k: v for k, v in options if v is not None}
     if changes:
         config = dataclasses.replace(config, joiner=dataclasses.replace(config.joiner, **changes))
-    return run_worker(config, args.log_level)
+    return run_worker(config, args.log_level, args.processes)

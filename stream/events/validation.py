@@ -117,7 +117,9 @@ class EventValidator:
                 "oversized",
             )  # fmt: skip
         try:
-            d = json.loads(raw)
+            # Strict UTF-8 (json.loads would also take UTF-16/32, a BOM and encoded surrogates, which
+            # the joiner cannot splice into the UTF-8 JSON of a sample or state record).
+            d = json.loads(raw.decode() if isinstance(raw, bytes | bytearray) else raw)
         except (UnicodeDecodeError, ValueError) as e:
             raise InvalidEvent("value", f"not valid UTF-8 JSON: {str(e)[:120]}", "bad_json") from None
         except RecursionError:
@@ -227,7 +229,10 @@ class EventValidator:
                 raise InvalidEvent(f"dense.{name[:64]}", "not a dense feature of the schema", "unknown_feature")
             if isinstance(value, bool) or not isinstance(value, int | float):
                 raise InvalidEvent(f"dense.{name}", f"expected a number, got {_type(value)}", "wrong_type")
-            value = float(value)
+            try:
+                value = float(value)
+            except OverflowError:  # an integer beyond the largest double
+                value = math.inf
             if not math.isfinite(value):
                 raise InvalidEvent(f"dense.{name}", f"must be finite, got {value}", "non_finite")
             out[name] = value

@@ -69,8 +69,13 @@ class ConsumeLoopSettings:
     # Offsets are committed (after every output message is acknowledged) at most this often.
     commit_interval_s: float = 2.0
     statistics_interval_ms: int = 5000  # librdkafka statistics, the source of consumer lag (0 = off)
+    # Pause the input of a partition that runs this far ahead of the other in event time (ms), while
+    # the other has unread messages (stream.joiner.input_alignment); 0 = read as fetched.
+    max_input_lead_ms: int = 2000
 
     def __post_init__(self) -> None:
+        if self.max_input_lead_ms < 0:
+            raise ValueError(f"max_input_lead_ms must be >= 0 (ms, 0 = off), got {self.max_input_lead_ms}")
         if self.batch_size <= 0:
             raise ValueError(f"batch_size must be > 0, got {self.batch_size}")
         for name in ("poll_timeout_s", "commit_interval_s"):

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,10 +27,9 @@ from faust.types import TP, EventT
 
 from monitoring.joiner_metrics import JoinerMetrics
 from pepnet.schema import FeatureSchema
-from stream.events.formats import encode_sample
 from stream.joiner.broker_credentials import faust_broker_credentials
 from stream.joiner.config import JoinerConfig
-from stream.joiner.join_processor import IDLE_CHECK_INTERVAL_S, JoinProcessor
+from stream.joiner.join_processor import IDLE_CHECK_INTERVAL_S, InputMessage, JoinProcessor
 from stream.joiner.partition_joiner import StateChange
 from stream.joiner.state import STATE_TABLE, encode_state_key
 from stream.kafka.config import KafkaConfig
@@ -92,22 +91,13 @@ class JoinerApp:
 
     async def _join_agent(self, stream: faust.StreamT) -> None:
         settings = self.config.faust
+        processor = self.processor
         async for events in stream.take_events(settings.batch_size, settings.batch_within_s):
-            touched: set[int] = set()
-            for event in events:
-                touched.add(await self._apply(event))
-            for partition in touched:
+            for letter in processor.apply_batch(_inputs(events)):
+                await self._send(processor.dead_letters_topic, letter.key, letter.value, None, letter.headers())
+            for partition in list(processor.touched):
                 await self._flush(partition)
             await self._write_deletions()
-
-    async def _apply(self, event: EventT) -> int:
-        """Validate and join one message; returns its partition."""
-        m = event.message
-        timestamp_ms = int(m.timestamp * 1000) if m.timestamp else -1
-        letter = self.processor.apply(m.topic, m.partition, m.offset, m.key, m.value, timestamp_ms)
-        if letter is not None:
-            await self._send(self.processor.dead_letters_topic, letter.key, letter.value, None, letter.headers())
-        return m.partition
 
     # -- output and state -------------------------------------------------------------------
 
@@ -137,9 +127,7 @@ class JoinerApp:
         await self._write_changes(partition, out.changes)
         generation = self.processor.generation
         for emitted in out.emitted:
-            sample = emitted.sample
-            value = encode_sample(sample, emitted.impression_json)
-            delivery = await self._send(self.samples_topic, sample.key(), value, None)
+            delivery = await self._send(self.samples_topic, emitted.key(), emitted.encode(), None)
             if emitted.state_key is not None:
                 delivery.add_done_callback(self._on_sample_delivered(partition, emitted.state_key, generation))
 
@@ -194,3 +182,10 @@ class JoinerApp:
                 self.processor.joiners[partition].close_all()
                 await self._flush(partition)
         await self._write_deletions()
+
+
+def _inputs(events: list[EventT]) -> Iterator[InputMessage]:
+    """faust events as the processor's input tuples."""
+    for event in events:
+        m = event.message
+        yield m.topic, m.partition, m.offset, m.key, m.value, int(m.timestamp * 1000) if m.timestamp else -1

@@ -28,9 +28,9 @@ import heapq
 from collections import Counter, deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
-from stream.events.formats import Action, Impression, JoinInfo, LabelledSample
+from stream.events.formats import LabelledSample, compact_json, decode_sample, json_string
 from stream.events.validation import InvalidEvent
 from stream.joiner.clock_skew import Admission, ClockSkewPolicy
 from stream.joiner.state import (
@@ -47,13 +47,61 @@ from stream.joiner.state import (
 StateChange = tuple[str, bytes | None]  # (key, JSON record) or (key, None) = delete
 
 
-@dataclass
-class EmittedSample:
-    """A sample to produce, and the state key to delete once the broker has acknowledged it."""
+class ImpressionFields(Protocol):
+    """What the join reads of a valid impression (an Impression, or the typed decoder's Struct)."""
 
-    sample: LabelledSample
+    impression_id: str
+    user_id: int
+    event_time_ms: int
+    labels: dict[str, int] | None
+
+
+class ActionFields(Protocol):
+    """What the join reads of a valid action (an Action, or the typed decoder's Struct)."""
+
+    impression_id: str
+    user_id: int
+    action: str
+    event_time_ms: int
+
+
+_SAMPLE_JSON = (
+    b'{"sample_id":%s,"impression":%s,"labels":%s,'
+    b'"join":{"window_ms":%d,"actions_joined":%d,"closed_at_watermark_ms":%d,"source":"%s"}}'
+)
+
+
+@dataclass(slots=True)
+class EmittedSample:
+    """A sample to produce (its JSON is built by :meth:`encode`), and the state key to delete once
+    the broker has acknowledged it."""
+
+    sample_id: str
+    user_id: int
+    impression_json: bytes  # the impression's JSON object as read
+    labels_json: bytes
+    source: str  # "join", "prelabelled" or "late_impression"
+    window_ms: int
+    actions_joined: int
+    closed_at_watermark_ms: int
     state_key: str | None  # None: nothing pending to delete (pre-labelled or late impression)
-    impression_json: bytes | None = None  # the impression as read, for stream.events.formats.encode_sample
+
+    def key(self) -> bytes:
+        """Kafka message key: the user id."""
+        return b"%d" % self.user_id
+
+    def encode(self) -> bytes:
+        """The sample's JSON (docs/events.md), the impression spliced in as read; the same bytes as
+        ``stream.events.formats.encode`` of the sample when the impression was written by it."""
+        return _SAMPLE_JSON % (
+            json_string(self.sample_id), self.impression_json, self.labels_json, self.window_ms,
+            self.actions_joined, self.closed_at_watermark_ms, self.source.encode(),
+        )  # fmt: skip
+
+    @property
+    def sample(self) -> LabelledSample:
+        """The sample as a reader of the samples topic decodes it (tests, tools)."""
+        return decode_sample(self.encode())
 
 
 @dataclass
@@ -90,13 +138,16 @@ class PartitionJoiner:
         self._deadlines: list[tuple[int, str]] = []
         self._early_expiry: list[tuple[int, str]] = []
         self._out = JoinOutput()
-        self._changes: list[StateChange] = []  # in write order: every prefix is a real state
+        # Changed state keys since the last drain -> their value now (a PendingImpression or an
+        # early-action set, encoded at drain time; None = delete). See drain for the write order.
+        self._changes: dict[str, PendingImpression | set[tuple[str, int]] | None] = {}
         self._clock_dirty = False
         # Ids emitted within late_memory_ms of action stream time: only to count late vs orphan
         # actions (in memory, not persisted; it never changes a sample).
         self.late_memory_ms = late_memory_ms
         self._recent: dict[str, int] = {}
         self._recent_order: deque[tuple[int, str]] = deque()
+        self._labels_json: dict[frozenset[str], bytes] = {}  # tasks with an action -> labels JSON
 
     # -- recovery ---------------------------------------------------------------------------
 
@@ -121,9 +172,9 @@ class PartitionJoiner:
             if kind[0] == "clock":
                 joiner.clock = StreamClock.from_record(as_record(record))
             elif kind[0] == "i":
-                pending = PendingImpression.from_record(record)
-                joiner.pending[pending.impression.impression_id] = pending
-                heapq.heappush(joiner._deadlines, (joiner._deadline(pending.impression), kind[1]))
+                impression_id, pending = PendingImpression.from_record(record)
+                joiner.pending[impression_id] = pending
+                heapq.heappush(joiner._deadlines, (pending.event_time_ms + window_ms + grace_ms, impression_id))
             elif kind[0] == "a":
                 actions = {(a, t) for a, t in as_record(record)["actions"]}
                 joiner.early[kind[1]] = actions
@@ -131,23 +182,22 @@ class PartitionJoiner:
         for impression_id in [i for i in joiner.early if i in joiner.pending]:
             # A crash between writing an impression and deleting its early actions: merge them.
             pending = joiner.pending[impression_id]
-            for task, time_ms in joiner.early.pop(impression_id):
+            for task, time_ms in sorted(joiner.early.pop(impression_id)):
                 joiner._attach(pending, task, time_ms)
-            # Persist the merged record before the deletion, or a second restore loses the actions.
-            joiner._put(pending_key(partition, impression_id), pending.to_record())
-            joiner._put(early_key(partition, impression_id), None)
+            joiner._changes[pending_key(partition, impression_id)] = pending
+            joiner._changes[early_key(partition, impression_id)] = None
         joiner._out.counts.clear()
         return joiner
 
     # -- input ------------------------------------------------------------------------------
 
-    def on_impression(self, impression: Impression, offset: int, impression_json: bytes = b"") -> None:
+    def on_impression(self, impression: ImpressionFields, offset: int, impression_json: bytes = b"") -> None:
         """Apply one valid impression read at ``offset`` of impressions partition p.
 
-        ``impression_json``: its JSON object as read (validated), reused in the state record and
-        the sample instead of encoding the impression again; empty = encode it. Raises
-        :class:`InvalidEvent` (``future_event_time``, after recording the offset) for an impression
-        too far ahead of the stream time: the caller dead-letters it.
+        ``impression_json``: its JSON object as read (validated), kept in the state record and
+        the sample instead of encoding the impression again; empty = encode it (an Impression).
+        Raises :class:`InvalidEvent` (``future_event_time``, after recording the offset) for an
+        impression too far ahead of the stream time: the caller dead-letters it.
         """
         clock = self.clock
         if offset <= clock.impressions_offset:
@@ -155,16 +205,19 @@ class PartitionJoiner:
             return
         clock.impressions_offset = offset
         self._clock_dirty = True
+        if not impression_json:
+            impression_json = compact_json(vars(impression))
         if impression.labels is not None:
             # Pre-labelled input takes no part in the join, not even in the stream time.
             self._emit_prelabelled(impression, impression_json)
             return
         time_ms = impression.event_time_ms
+        deadline = time_ms + self.window_ms + self.grace_ms
         # Late: more than grace behind its stream, or its window already closed by an idle close
         # (the watermark floor): joining it would emit it at once with every label 0.
         on_time = (
             clock.impressions_time_ms == NO_TIME or time_ms >= clock.impressions_time_ms - self.grace_ms
-        ) and self._deadline(impression) >= clock.watermark_ms
+        ) and deadline >= clock.watermark_ms
         admission = self.skew.admit(clock.impressions_time_ms, clock.impressions_votes, impression.user_id, time_ms)
         clock.impressions_time_ms = admission.stream_time
         self._check_skew("impressions", admission, time_ms)
@@ -174,20 +227,17 @@ class PartitionJoiner:
         elif not on_time:
             self._emit_late_impression(impression, impression_json)
         else:
-            pending = PendingImpression(impression, impression_json=impression_json)
+            pending = PendingImpression(impression_json, time_ms, impression.user_id)
             self.pending[impression_id] = pending
             early = self.early.pop(impression_id, None)
-            for task, time_ms in sorted(early or ()):
-                self._attach(pending, task, time_ms)
-            # The impression is written before its early actions are deleted (prefix-safe order).
-            self._put(pending_key(self.partition, impression_id), pending.to_record())
+            for task, action_ms in sorted(early or ()):
+                self._attach(pending, task, action_ms)
+            self._changes[pending_key(self.partition, impression_id)] = pending
             if early is not None:
-                self._put(early_key(self.partition, impression_id), None)
-            heapq.heappush(self._deadlines, (self._deadline(impression), impression_id))
-        self._expire_early_actions()
-        self._close_due()
+                self._changes[early_key(self.partition, impression_id)] = None
+            heapq.heappush(self._deadlines, (deadline, impression_id))
 
-    def on_action(self, action: Action, offset: int) -> None:
+    def on_action(self, action: ActionFields, offset: int) -> None:
         """Apply one valid action read at ``offset`` of actions partition p (raises
         :class:`InvalidEvent` ``future_event_time`` like :meth:`on_impression`)."""
         clock = self.clock
@@ -204,16 +254,15 @@ class PartitionJoiner:
         if not on_time:
             self._out.counts["late_actions"] += 1
         else:
-            pending = self.pending.get(action.impression_id)
+            impression_id = action.impression_id
+            pending = self.pending.get(impression_id)
             if pending is not None:
-                if self._attach(pending, action.action, action.event_time_ms):
-                    self._put(pending_key(self.partition, action.impression_id), pending.to_record())
-            elif action.impression_id in self._recent:
+                if self._attach(pending, action.action, time_ms):
+                    self._changes[pending_key(self.partition, impression_id)] = pending
+            elif impression_id in self._recent:
                 self._out.counts["late_actions"] += 1
             else:
-                self._hold_early(action)
-        self._forget_old_emitted()
-        self._close_due()
+                self._hold_early(impression_id, action.action, time_ms)
 
     def close_all(self) -> None:
         """Idle close: both inputs are read to their end, so close every pending impression now."""
@@ -230,34 +279,45 @@ class PartitionJoiner:
     def drain(self) -> JoinOutput:
         """Return and reset the output gathered so far.
 
-        Changes are in write order (only a repeat of the last key is coalesced) and the clock
-        record comes last: any prefix of them, applied to the previous state, is a state from
-        which re-processing the same events (their offsets are above the old clock) gives the
-        same samples.
+        Each changed key is written once, with its value now: first every record that exists,
+        then every deletion, then the clock. A crash can leave any prefix of these writes in the
+        changelog, and the state it gives (the previous state plus some of the new records, with
+        the previous clock) is one from which re-reading the same events gives the same samples:
+        an impression found pending again is skipped as a duplicate, its actions are counted once,
+        and early actions whose deletion is missing merge into their impression on restore. A
+        deletion never precedes the record that absorbed what it deletes.
         """
+        self._advance()
         out = self._out
-        out.changes = self._changes
+        changes = self._changes
+        puts = [(k, _encode_value(v)) for k, v in changes.items() if v is not None]
+        puts += [(k, None) for k, v in changes.items() if v is None]
         if self._clock_dirty:
-            out.changes.append((clock_key(self.partition), encode_record(self.clock.to_record())))
+            puts.append((clock_key(self.partition), encode_record(self.clock.to_record())))
             self._clock_dirty = False
+        out.changes = puts
         self._out = JoinOutput()
-        self._changes = []
+        self._changes = {}
         return out
-
-    def _put(self, key: str, record: bytes | None) -> None:
-        # Coalesce only a repeat of the last write. Keeping a key at its first position with its
-        # last value (a dict) let an early-action tombstone overtake the impression record that
-        # absorbed those actions: a crash between them lost the actions.
-        if self._changes and self._changes[-1][0] == key:
-            self._changes[-1] = (key, record)
-        else:
-            self._changes.append((key, record))
 
     @property
     def pending_count(self) -> int:
         return len(self.pending)
 
     # -- internals --------------------------------------------------------------------------
+
+    def _advance(self) -> None:
+        """Expire early actions and close the windows the stream times have passed.
+
+        Done once per drained batch rather than after every event: it gives the same samples,
+        because an action read after its impression's window became closable is necessarily late
+        (its stream is then past the window's end + grace) and is never attached anyway.
+        """
+        if self._early_expiry:
+            self._expire_early_actions()
+        self._close_due()
+        if self._recent_order:
+            self._forget_old_emitted()
 
     def _check_skew(self, input_name: str, admission: Admission, time_ms: int) -> None:
         counts = self._out.counts
@@ -273,33 +333,31 @@ class PartitionJoiner:
                 "future_event_time",
             )
 
-    def _deadline(self, impression: Impression) -> int:
-        return impression.event_time_ms + self.window_ms + self.grace_ms
-
     def _attach(self, pending: PendingImpression, task: str, time_ms: int) -> bool:
-        start = pending.impression.event_time_ms
+        start = pending.event_time_ms
         if not start <= time_ms <= start + self.window_ms:
             self._out.counts["out_of_window_actions"] += 1
             return False
-        if (task, time_ms) in pending.actions:
+        action = (task, time_ms)
+        if action in pending.actions:
             self._out.counts["duplicate_actions"] += 1
             return False
-        pending.actions.add((task, time_ms))
+        pending.actions += (action,)
         self._out.counts["joined_actions"] += 1
         return True
 
-    def _hold_early(self, action: Action) -> None:
-        expiry = action.event_time_ms + self.grace_ms
+    def _hold_early(self, impression_id: str, task: str, time_ms: int) -> None:
+        expiry = time_ms + self.grace_ms
         if self.clock.impressions_time_ms > expiry:
             # The impression stream is already past the time the impression must have had.
             self._out.counts["orphan_actions"] += 1
             return
-        actions = self.early.setdefault(action.impression_id, set())
-        if (action.action, action.event_time_ms) in actions:
+        actions = self.early.setdefault(impression_id, set())
+        if (task, time_ms) in actions:
             return
-        actions.add((action.action, action.event_time_ms))
-        heapq.heappush(self._early_expiry, (expiry, action.impression_id))
-        self._put(early_key(self.partition, action.impression_id), encode_record({"actions": sorted(actions)}))
+        actions.add((task, time_ms))
+        heapq.heappush(self._early_expiry, (expiry, impression_id))
+        self._changes[early_key(self.partition, impression_id)] = actions
 
     def _expire_early_actions(self) -> None:
         stream_time = self.clock.impressions_time_ms
@@ -314,25 +372,37 @@ class PartitionJoiner:
     def _drop_early(self, impression_id: str, reason: str) -> None:
         actions = self.early.pop(impression_id)
         self._out.counts[reason] += len(actions)
-        self._put(early_key(self.partition, impression_id), None)
+        self._changes[early_key(self.partition, impression_id)] = None
 
     def _close_due(self) -> None:
         watermark = self.clock.watermark_ms
         heap = self._deadlines
+        if not heap or heap[0][0] >= watermark:
+            return
+        emitted = self._out.emitted
+        pending_of = self.pending
         while heap and heap[0][0] < watermark:
-            deadline, impression_id = heapq.heappop(heap)
-            pending = self.pending.pop(impression_id, None)
+            entry = heapq.heappop(heap)
+            deadline, impression_id = entry
+            pending = pending_of.pop(impression_id, None)
             if pending is None:
                 continue
-            labels = {task: 0 for task in self.tasks}
-            for task, _ in pending.actions:
-                labels[task] = 1
-            join = JoinInfo(self.window_ms, len(pending.actions), deadline, "join")
-            sample = LabelledSample(impression_id, pending.impression, labels, join)
-            key = pending_key(self.partition, impression_id)
-            self._out.emitted.append(EmittedSample(sample, key, pending.impression_json))
+            emitted.append(
+                EmittedSample(
+                    impression_id, pending.user_id, pending.impression_json, self._labels(pending.actions), "join",
+                    self.window_ms, len(pending.actions), deadline, pending_key(self.partition, impression_id),
+                )
+            )  # fmt: skip
             self._recent[impression_id] = deadline
-            self._recent_order.append((deadline, impression_id))
+            self._recent_order.append(entry)  # the heap's tuple, shared rather than a new one
+
+    def _labels(self, actions: tuple[tuple[str, int], ...]) -> bytes:
+        """The labels JSON of a joined sample: 1 for each task with an action, else 0 (cached)."""
+        positive = frozenset(task for task, _ in actions)
+        labels = self._labels_json.get(positive)
+        if labels is None:
+            labels = self._labels_json[positive] = compact_json({t: int(t in positive) for t in self.tasks})
+        return labels
 
     def _forget_old_emitted(self) -> None:
         horizon = self.clock.actions_time_ms - self.late_memory_ms
@@ -340,21 +410,34 @@ class PartitionJoiner:
         while order and order[0][0] < horizon:
             self._recent.pop(order.popleft()[1], None)
 
-    def _emit_prelabelled(self, impression: Impression, impression_json: bytes) -> None:
-        labels = dict(impression.labels or {})
-        sample = LabelledSample(
-            impression.impression_id, impression, labels, JoinInfo(0, 0, impression.event_time_ms, "prelabelled")
-        )
-        self._out.emitted.append(EmittedSample(sample, None, impression_json or None))
+    def _emit_prelabelled(self, impression: ImpressionFields, impression_json: bytes) -> None:
+        labels = compact_json(dict(impression.labels or {}))
+        self._out.emitted.append(
+            EmittedSample(
+                impression.impression_id, impression.user_id, impression_json, labels, "prelabelled",
+                0, 0, impression.event_time_ms, None,
+            )
+        )  # fmt: skip
         self._out.counts["prelabelled"] += 1
 
-    def _emit_late_impression(self, impression: Impression, impression_json: bytes) -> None:
-        join = JoinInfo(self.window_ms, 0, self._deadline(impression), "late_impression")
-        sample = LabelledSample(impression.impression_id, impression, {}, join)
-        self._out.emitted.append(EmittedSample(sample, None, impression_json or None))
+    def _emit_late_impression(self, impression: ImpressionFields, impression_json: bytes) -> None:
+        deadline = impression.event_time_ms + self.window_ms + self.grace_ms
+        self._out.emitted.append(
+            EmittedSample(
+                impression.impression_id, impression.user_id, impression_json, b"{}", "late_impression",
+                self.window_ms, 0, deadline, None,
+            )
+        )  # fmt: skip
         self._out.counts["late_impressions"] += 1
         if impression.impression_id in self.early:
             self._drop_early(impression.impression_id, "late_actions")
         # Its actions still to come are late too, not orphans (counted only).
-        self._recent[impression.impression_id] = join.closed_at_watermark_ms
-        self._recent_order.append((join.closed_at_watermark_ms, impression.impression_id))
+        self._recent[impression.impression_id] = deadline
+        self._recent_order.append((deadline, impression.impression_id))
+
+
+def _encode_value(value: PendingImpression | set[tuple[str, int]]) -> bytes:
+    """A changed state value as its record's JSON."""
+    if isinstance(value, PendingImpression):
+        return value.to_record()
+    return encode_record({"actions": sorted(value)})

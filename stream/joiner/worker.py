@@ -20,8 +20,13 @@ from stream.kafka.topics import check_co_partitioned
 _log = logging.getLogger(__name__)
 
 
-def run_worker(config: PipelineConfig, log_level: str = "INFO") -> int:
-    """Start one joiner worker (``joiner.engine``) and block until it is stopped (SIGINT/SIGTERM)."""
+def run_worker(config: PipelineConfig, log_level: str = "INFO", processes: int = 1) -> int:
+    """Start one joiner worker (``joiner.engine``) and block until it is stopped (SIGINT/SIGTERM);
+    with ``processes`` > 1, that many kafka-engine consume loops in one group (process_group)."""
+    if processes < 1:
+        raise UserError(f"--processes must be >= 1, got {processes}")
+    if processes > 1 and config.joiner.engine != "kafka":
+        raise UserError("--processes N needs the kafka engine (joiner.engine: kafka); run N faust workers instead")
     check_reachable(config.kafka)
     partitions = check_co_partitioned(config.kafka)
     if partitions != config.kafka.topics.impressions.partitions:
@@ -29,6 +34,17 @@ def run_worker(config: PipelineConfig, log_level: str = "INFO") -> int:
             f"topic {config.kafka.topics.impressions.name} has {partitions} partitions but "
             f"kafka.topics.impressions.partitions is {config.kafka.topics.impressions.partitions}"
         )
+    joiner = config.joiner
+    banner = (
+        f"worker {joiner.app_id} ({joiner.engine} engine{f', {processes} processes' if processes > 1 else ''}): "
+        f"{config.kafka.topics.impressions.name} + {config.kafka.topics.actions.name} -> "
+        f"{getattr(config.kafka.topics, joiner.output).name}, window {joiner.window_ms} ms, grace {joiner.grace_ms} ms"
+    )
+    if processes > 1:
+        from stream.joiner.process_group import run_process_group
+
+        print(banner, flush=True)
+        return run_process_group(config, processes, log_level)
     registry = CollectorRegistry()
     metrics = JoinerMetrics(registry, REASONS)
     server = None
@@ -38,23 +54,18 @@ def run_worker(config: PipelineConfig, log_level: str = "INFO") -> int:
         except OSError as e:
             raise UserError(f"{e.strerror}; set monitoring.worker_port (0 = any free port)") from None
         print(f"metrics: {server.url}", flush=True)
-    joiner = config.joiner
-    print(
-        f"worker {joiner.app_id} ({joiner.engine} engine): {config.kafka.topics.impressions.name} + "
-        f"{config.kafka.topics.actions.name} -> {getattr(config.kafka.topics, joiner.output).name}, "
-        f"window {joiner.window_ms} ms, grace {joiner.grace_ms} ms",
-        flush=True,
-    )
+    print(banner, flush=True)
     try:
         if joiner.engine == "faust":
             return _run_faust(config, metrics, log_level)
-        return _run_consume_loop(config, metrics)
+        return run_consume_loop(config, metrics)
     finally:
         if server is not None:
             server.close()
 
 
-def _run_consume_loop(config: PipelineConfig, metrics: JoinerMetrics) -> int:
+def run_consume_loop(config: PipelineConfig, metrics: JoinerMetrics) -> int:
+    """Run the kafka engine's consume loop until SIGINT/SIGTERM; returns the exit code."""
     from stream.joiner.consumer_loop import DeliveryFailed, JoinerConsumeLoop
 
     loop = JoinerConsumeLoop(config.kafka, config.schema, config.joiner, metrics)

@@ -3,16 +3,20 @@
 import dataclasses
 import json
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from stream.events.formats import (
     Action,
     Impression,
     JoinInfo,
     LabelledSample,
     action_from_dict,
+    compact_json,
     decode_sample,
     encode,
-    encode_sample,
     impression_from_dict,
+    json_string,
 )
 
 
@@ -47,13 +51,8 @@ def test_round_trips():
     assert sample.key() == b"7"
 
 
-def test_encode_sample_splices_the_impression_as_read() -> None:
-    imp = impression()
-    sample = LabelledSample("i-1", imp, {"click": 1, "like": 0}, JoinInfo(window_ms=60_000, actions_joined=1))
-    assert encode_sample(sample) == encode(sample)
-    assert encode_sample(sample, encode(imp)) == encode(sample)  # the same bytes when read as written
-    # As read from a producer that spells things its own way: the same sample once decoded.
-    as_read = b'{ "impression_id": "i-1", "user_id": 7, "item_id": 11, "author_id": 13, "domain": "tab1",\n'
-    as_read += b' "event_time_ms": 1700000000000, "sparse": {"tag": [1, 2], "video_type": "NORMAL"},'
-    as_read += b' "dense": {"video_duration_s": 12.5} }'
-    assert decode_sample(encode_sample(sample, as_read)) == sample
+@settings(max_examples=500)
+@given(st.text(max_size=30))
+def test_json_string_is_compact_json_of_a_string(text: str) -> None:
+    assert json_string(text) == compact_json(text)
+    assert json_string("0:i:sim7-12") == b'"0:i:sim7-12"'

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import random
 from typing import Any
 
 import pytest
 
 from stream.config.pipeline import load_config
-from stream.events.formats import Action, Impression, LabelledSample
+from stream.events.formats import Action, Impression, LabelledSample, encode
 from stream.events.validation import InvalidEvent
 from stream.joiner.clock_skew import ClockSkewPolicy
-from stream.joiner.partition_joiner import JoinOutput, PartitionJoiner
+from stream.joiner.partition_joiner import EmittedSample, JoinOutput, PartitionJoiner
 from stream.simulator import EventSimulator
 
 TASKS = ["click", "like"]
@@ -34,6 +35,7 @@ class Feed:
         self.joiner = joiner
         self.offsets = {"i": -1, "a": -1}
         self.samples: list[LabelledSample] = []
+        self.emitted: list[EmittedSample] = []
         self.counts: dict[str, int] = {}
 
     def send(self, *events: Impression | Action) -> JoinOutput:
@@ -46,6 +48,7 @@ class Feed:
                 self.joiner.on_action(e, self.offsets[kind])
         out = self.joiner.drain()
         self.samples += [e.sample for e in out.emitted]
+        self.emitted += out.emitted
         for k, v in out.counts.items():
             self.counts[k] = self.counts.get(k, 0) + v
         return out
@@ -165,7 +168,7 @@ def test_an_impression_ahead_of_its_stream_joins_its_own_actions_without_moving_
     f.send(*[e for pair in later for e in pair])
     labels = {s.sample_id: s.labels for s in f.samples}
     assert labels["i1"] == {"click": 1, "like": 0} and labels["i5"] == {"click": 0, "like": 1}
-    assert "i4" not in labels and f.joiner.pending["i4"].actions == {("click", T0 + 30_010)}
+    assert "i4" not in labels and f.joiner.pending["i4"].actions == (("click", T0 + 30_010),)
     assert f.counts["ahead_events"] == 2 and "late_impressions" not in f.counts
 
 
@@ -192,7 +195,7 @@ def test_duplicate_events_below_the_applied_offset_are_skipped() -> None:
     j.on_action(act(1, T0 + 1), 0)
     j.on_action(act(1, T0 + 1), 0)  # redelivered after a crash
     assert j.drain().counts["replayed_skipped"] == 1
-    assert j.pending["i1"].actions == {("click", T0 + 1)}
+    assert j.pending["i1"].actions == (("click", T0 + 1),)
 
 
 # -- determinism and recovery against the simulator's ground truth ---------------------------
@@ -316,3 +319,43 @@ def test_an_early_action_deletion_never_overtakes_the_impression_that_absorbed_i
         restored.joiner.close_all()
         restored.send()
         assert [s.labels for s in restored.samples] == [{"click": 1, "like": 1}], f"crash after {cut} writes"
+
+
+def test_emitted_samples_are_the_bytes_of_the_encoded_sample() -> None:
+    """Joined, late and pre-labelled samples: the impression spliced in as read gives exactly
+    ``formats.encode(sample)`` when the impression was written by ``formats.encode``."""
+    f = new_feed()
+    f.send(imp(1, T0), act(1, T0 + 5, "like"), imp(2, T0 + 5000), act(2, T0 + 5000))
+    f.send(imp(3, T0), imp(4, T0 + 1, labels={"click": 1}))  # late, pre-labelled
+    out = {e.sample_id: e for e in f.emitted}
+    assert {k: e.source for k, e in out.items()} == {"i1": "join", "i3": "late_impression", "i4": "prelabelled"}
+    for emitted in out.values():
+        assert emitted.encode() == encode(emitted.sample)
+        assert emitted.key() == b"7"
+    assert out["i1"].sample.labels == {"click": 0, "like": 1}
+    assert out["i1"].sample.impression == imp(1, T0)
+    # Spelled the producer's way: spliced as read, the same sample once decoded.
+    as_read = encode(imp(5, T0 + 6000)).replace(b",", b", ")
+    j = PartitionJoiner(0, TASKS, W, G)
+    j.on_impression(imp(5, T0 + 6000), 0, as_read)
+    j.on_action(act(5, T0 + 9 * W), 0)
+    j.close_all()
+    (emitted,) = j.drain().emitted
+    assert as_read in emitted.encode() and emitted.sample.impression == imp(5, T0 + 6000)
+
+
+def test_restore_keeps_the_impression_bytes_as_written() -> None:
+    as_read = encode(imp(1, T0)).replace(b":", b": ")
+    first = PartitionJoiner(0, TASKS, W, G)
+    first.on_impression(imp(1, T0), 0, as_read)
+    first.on_action(act(1, T0 + 3, "like"), 0)
+    records = dict(first.drain().changes)
+    assert json.loads(records["0:i:i1"]) == {"impression": json.loads(as_read), "actions": [["like", T0 + 3]]}
+    for stored in (records, {k: json.loads(v) for k, v in records.items()}):  # bytes, or decoded (faust)
+        restored = PartitionJoiner.restore(0, TASKS, W, G, stored.items())
+        assert restored.pending["i1"].actions == (("like", T0 + 3),)
+        restored.close_all()
+        (emitted,) = restored.drain().emitted
+        assert emitted.sample.labels == {"click": 0, "like": 1}
+        if stored is records:
+            assert emitted.impression_json == as_read  # not re-encoded
