@@ -29,8 +29,8 @@ from monitoring.joiner_metrics import JoinerMetrics
 from pepnet.schema import FeatureSchema
 from stream.joiner.broker_credentials import faust_broker_credentials
 from stream.joiner.config import JoinerConfig
+from stream.joiner.join_output import StateChange
 from stream.joiner.join_processor import IDLE_CHECK_INTERVAL_S, InputMessage, JoinProcessor
-from stream.joiner.partition_joiner import StateChange
 from stream.joiner.state import STATE_TABLE, encode_state_key
 from stream.kafka.config import KafkaConfig
 

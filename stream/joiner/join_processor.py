@@ -21,7 +21,8 @@ from stream.events.dead_letters import DeadLetter
 from stream.events.typed_decoder import TypedEventDecoder
 from stream.events.validation import REASONS, InvalidEvent
 from stream.joiner.config import JoinerConfig
-from stream.joiner.partition_joiner import JoinOutput, PartitionJoiner
+from stream.joiner.join_output import JoinOutput
+from stream.joiner.partition_joiner import PartitionJoiner
 from stream.kafka.config import TopicsConfig
 
 _log = logging.getLogger(__name__)

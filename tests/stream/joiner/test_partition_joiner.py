@@ -12,7 +12,8 @@ from stream.config.pipeline import load_config
 from stream.events.formats import Action, Impression, LabelledSample, encode
 from stream.events.validation import InvalidEvent
 from stream.joiner.clock_skew import ClockSkewPolicy
-from stream.joiner.partition_joiner import EmittedSample, JoinOutput, PartitionJoiner
+from stream.joiner.join_output import EmittedSample, JoinOutput
+from stream.joiner.partition_joiner import PartitionJoiner
 from stream.simulator import EventSimulator
 
 TASKS = ["click", "like"]
