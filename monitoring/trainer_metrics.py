@@ -35,6 +35,7 @@ class TrainerMetrics:
         pepnet_trained_event_time_seconds: largest event time trained so far (Unix seconds).
         pepnet_consumer_lag_messages{topic,partition}: from librdkafka statistics (`update_consumer_lag`).
         pepnet_dropped_duplicate_samples_total: samples dropped because their id was already trained.
+        pepnet_invalid_samples_total: messages of the samples topic that are not a sample (skipped).
     """
 
     def __init__(self, registry: CollectorRegistry, clock: Callable[[], float] = time.time) -> None:
@@ -79,6 +80,9 @@ class TrainerMetrics:
         )
         self.dropped_duplicates = counter(
             "pepnet_dropped_duplicate_samples_total", "Samples dropped because their sample id was already trained."
+        )
+        self.invalid_samples = counter(
+            "pepnet_invalid_samples_total", "Messages of the samples topic that are not a sample (skipped)."
         )
         self.consumer_lag = ConsumerLagGauge(registry)
         started = self._clock()

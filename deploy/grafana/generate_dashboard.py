@@ -145,9 +145,12 @@ ROWS: list[tuple[str, list[Panel]]] = [
                 [("time() - max(pepnet_trained_event_time_seconds)", "wall clock - newest event time trained")],
             ),
             Panel(
-                "Dropped duplicate samples",
+                "Samples skipped by the trainer",
                 "samples/s",
-                [("sum(rate(pepnet_dropped_duplicate_samples_total[$__rate_interval]))", "dropped")],
+                [
+                    ("sum(rate(pepnet_dropped_duplicate_samples_total[$__rate_interval]))", "duplicates dropped"),
+                    ("sum(rate(pepnet_invalid_samples_total[$__rate_interval]))", "invalid messages"),
+                ],
             ),
         ],
     ),

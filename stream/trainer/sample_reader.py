@@ -2,8 +2,9 @@
 
 The reader thread assigns explicit partitions at explicit offsets (from the checkpoint: the
 consumer group's committed offsets are never used to position), consumes up to
-``consume_messages`` per call, groups the messages by partition, decodes each group's JSON into
-one :class:`SampleBatch` and puts it on a bounded queue. Training takes chunks off the queue, so
+``consume_messages`` per call, groups the messages by partition, decodes each message's JSON (one
+message, one sample) into one :class:`SampleBatch` per group and puts it on a bounded queue.
+Training takes chunks off the queue, so
 Kafka I/O and JSON decoding overlap with the torch work (both release the GIL for most of it).
 """
 
@@ -22,7 +23,7 @@ from confluent_kafka import KafkaError, KafkaException, Message, TopicPartition
 from pepnet.batch import SampleBatch
 from stream.config.errors import UserError
 from stream.events.batching import SampleBatcher
-from stream.events.formats import sample_from_dict
+from stream.events.formats import LabelledSample, sample_from_dict
 from stream.kafka.clients import check_reachable, new_consumer
 from stream.kafka.config import KafkaConfig
 from stream.trainer.pass_assembler import DecodedChunk
@@ -40,36 +41,58 @@ class ReaderSettings:
 
 
 class ChunkDecoder:
-    """JSON messages of one partition -> SampleBatch; undecodable messages are skipped and counted."""
+    """JSON messages of one partition -> SampleBatch; undecodable messages are skipped and counted.
 
-    def __init__(self, batcher: SampleBatcher) -> None:
+    Each message is decoded on its own: a message is one sample or invalid. (Parsing a group of
+    messages joined into one JSON array let a message ``<sample>,<sample>`` smuggle in an extra
+    row, which shifted every later row against its offset.) ``on_invalid`` is called once per
+    invalid message (a metric).
+    """
+
+    def __init__(self, batcher: SampleBatcher, on_invalid: Callable[[], object] | None = None) -> None:
         self.batcher = batcher
         self.invalid = 0
+        self.on_invalid = on_invalid
 
-    def decode(self, values: list[bytes]) -> tuple[np.ndarray, SampleBatch | None]:
-        """(indices of the decoded messages, their batch or None if none decoded)."""
-        try:
-            # One json.loads over the whole group is several times faster than one per message.
-            samples = [sample_from_dict(d) for d in json.loads(b"[" + b",".join(values) + b"]")]
-            return np.arange(len(values)), self.batcher.build(samples)
-        except (ValueError, KeyError, TypeError):
-            return self._decode_one_by_one(values)
-
-    def _decode_one_by_one(self, values: list[bytes]) -> tuple[np.ndarray, SampleBatch | None]:
+    def decode(self, values: list[bytes | None]) -> tuple[np.ndarray, SampleBatch | None]:
+        """(indices of the decoded messages, their batch, one row each, or None if none decoded)."""
         kept, samples = [], []
         for i, value in enumerate(values):
             try:
-                sample = sample_from_dict(json.loads(value))
-                self.batcher.build([sample])
-            except (ValueError, KeyError, TypeError) as error:
-                self.invalid += 1
-                log.warning("skipping an undecodable sample message (%s: %s)", type(error).__name__, error)
+                samples.append(sample_from_dict(json.loads(value)))  # type: ignore[arg-type]
+            except (ValueError, KeyError, TypeError, AttributeError) as error:
+                self._skip(error)
                 continue
             kept.append(i)
-            samples.append(sample)
         if not samples:
             return np.empty(0, dtype=np.int64), None
-        return np.asarray(kept, dtype=np.int64), self.batcher.build(samples)
+        try:
+            return np.asarray(kept, dtype=np.int64), self.batcher.build(samples)
+        except (ValueError, KeyError, TypeError, AttributeError):
+            return self._build_one_by_one(kept, samples)
+
+    def _build_one_by_one(
+        self, kept: list[int], samples: list[LabelledSample]
+    ) -> tuple[np.ndarray, SampleBatch | None]:
+        """Find the samples that decode as JSON but do not fit the schema (wrong types, shapes)."""
+        good_rows, good = [], []
+        for i, sample in zip(kept, samples, strict=True):
+            try:
+                self.batcher.build([sample])
+            except (ValueError, KeyError, TypeError, AttributeError) as error:
+                self._skip(error)
+                continue
+            good_rows.append(i)
+            good.append(sample)
+        if not good:
+            return np.empty(0, dtype=np.int64), None
+        return np.asarray(good_rows, dtype=np.int64), self.batcher.build(good)
+
+    def _skip(self, error: Exception) -> None:
+        self.invalid += 1
+        if self.on_invalid is not None:
+            self.on_invalid()
+        log.warning("skipping an undecodable sample message (%s: %s)", type(error).__name__, str(error)[:200])
 
 
 def partition_offsets(kafka: KafkaConfig, topic: str, timeout_s: float = 10.0) -> dict[int, tuple[int, int]]:
@@ -98,7 +121,8 @@ class SampleReader:
     """Background consumer of ``topic`` from ``start_offsets``; take chunks with :meth:`get`.
 
     ``end_offsets`` stops each partition there (replay / catch-up). ``stats_callback`` receives
-    librdkafka's statistics JSON (consumer lag) when ``statistics_interval_ms`` > 0.
+    librdkafka's statistics JSON (consumer lag) when ``statistics_interval_ms`` > 0; ``on_invalid``
+    is called for every message that is not a sample.
     """
 
     def __init__(
@@ -112,6 +136,7 @@ class SampleReader:
         end_offsets: dict[int, int] | None = None,
         stats_callback: Callable[[str], object] | None = None,
         statistics_interval_ms: int = 0,
+        on_invalid: Callable[[], object] | None = None,
     ) -> None:
         overrides: dict[str, object] = {"enable.auto.commit": False}
         if stats_callback is not None and statistics_interval_ms > 0:
@@ -120,7 +145,7 @@ class SampleReader:
         self.topic = topic
         self.settings = settings
         self.end_offsets = dict(end_offsets) if end_offsets is not None else None
-        self.decoder = ChunkDecoder(batcher)
+        self.decoder = ChunkDecoder(batcher, on_invalid)
         self._consumer = new_consumer(kafka, group_id, name=f"{topic} reader", overrides=overrides)
         self._start_offsets = dict(start_offsets)
         self._read_positions = dict(start_offsets)  # next offset to read per partition (reader thread)

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from monitoring.run_log import read_pass_records
+from stream.events.formats import encode
 from stream.kafka.clients import new_producer
 from stream.scoring.model_files import latest_pass
 from stream.trainer.checkpoint import CheckpointStore
@@ -121,3 +122,23 @@ def test_metrics_follow_the_passes(pipeline_config, tmp_path):
     assert trainer.metrics.trained_samples._value.get() == sum(r.samples for r in summary.passes) == 450
     assert trainer.metrics.pass_index._value.get() == summary.next_pass - 1
     assert trainer.table_metrics.used_bytes._value.get() == summary.passes[-1].table_bytes
+
+
+def test_a_message_of_two_samples_is_invalid_and_every_pass_keeps_its_offsets(pipeline_config, tmp_path):
+    """Issue 12 case 3 against the broker: ``<sample>,<sample>`` in one message added a row, the
+    rows shifted against their offsets and a real sample was dropped, with 0 invalid messages."""
+    config = small_config(pipeline_config, pass_samples=100)
+    samples = simulated_samples(config, 450)
+    smuggled, real = samples[:2], samples[2:]
+    topic = config.kafka.topics.samples.name
+    producer = new_producer(config.kafka, name="test producer")
+    for i, sample in enumerate(real):
+        if i == 150:
+            producer.produce(topic, encode(smuggled[0]) + b"," + encode(smuggled[1]), sample.key(), partition=0)
+        producer.produce(topic, encode(sample), sample.key(), partition=i % 2)
+    producer.flush(30)
+    summary = trainer_for(config, tmp_path / "run").run(RunOptions(stop_at_end=True))
+    assert summary.invalid_messages == 1
+    manifests = read_manifests(tmp_path / "run")
+    assert sum(m.messages for m in manifests) == sum(m.samples for m in manifests) == len(real)
+    assert sum(r.end_offset - r.start_offset for m in manifests for r in m.ranges) == len(real) + 1
