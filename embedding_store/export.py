@@ -160,3 +160,8 @@ def prune_exports(model_dir: Path, keep_snapshots: int) -> list[Path]:
     for path in removed:
         path.unlink(missing_ok=True)
     return removed
+
+
+def exported_passes(model_dir: Path) -> list[int]:
+    """Pass indices of every export file (snapshot or delta) in ``model_dir``, in increasing order."""
+    return [pass_index for pass_index, _, _ in _listing(model_dir)] if Path(model_dir).is_dir() else []

@@ -25,19 +25,26 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace, config: PipelineConfig) -> int:
     """Run ``pepnet train``; returns the exit code."""
+    import math
+
     from stream.config.errors import UserError
     from stream.trainer.loop import IncrementalTrainer, RunOptions, TrainerPaths
+    from stream.trainer.stop_signals import stop_on_signals
 
     if args.max_passes < 0:
         raise UserError(f"--max-passes must be >= 0, got {args.max_passes}")
+    if not (math.isfinite(args.idle_timeout) and args.idle_timeout >= 0):
+        raise UserError(f"--idle-timeout must be >= 0 seconds (0 = never), got {args.idle_timeout}")
     paths = TrainerPaths.from_config(config, args.run_dir)
     trainer = IncrementalTrainer(config, paths)
-    summary = trainer.run(
-        RunOptions(max_passes=args.max_passes, stop_at_end=args.stop_at_end, idle_timeout_s=args.idle_timeout)
-    )
+    with stop_on_signals(trainer.stop) as signals:
+        summary = trainer.run(
+            RunOptions(max_passes=args.max_passes, stop_at_end=args.stop_at_end, idle_timeout_s=args.idle_timeout)
+        )
     trained = sum(r.samples for r in summary.passes)
+    stopped = f"stopped by {signals[0]}; " if signals else ""
     print(
-        f"trained {len(summary.passes)} passes ({trained} samples); next pass {summary.next_pass}; "
+        f"{stopped}trained {len(summary.passes)} passes ({trained} samples); next pass {summary.next_pass}; "
         f"model in {paths.model_dir}, run log in {paths.run_dir / 'passes.jsonl'}"
     )
     return 0

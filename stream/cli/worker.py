@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 
-from stream.config.pipeline import PipelineConfig
+from stream.config.pipeline import PipelineConfig, replace_section
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -44,5 +43,5 @@ def run(args: argparse.Namespace, config: PipelineConfig) -> int:
     options = (("app_id", args.app_id), ("output", args.output), ("engine", args.engine))
     changes = {k: v for k, v in options if v is not None}
     if changes:
-        config = dataclasses.replace(config, joiner=dataclasses.replace(config.joiner, **changes))
+        config = replace_section(config, "joiner", **changes)
     return run_worker(config, args.log_level, args.processes)

@@ -50,12 +50,13 @@ def build_dataclass(cls: type[T], data: Any, path: str = "") -> T:
     try:
         return cls(**kwargs)
     except ValueError as e:
-        raise ConfigError(_keyed_message(str(e), path, fields)) from None
+        raise ConfigError(keyed_message(str(e), path, fields)) from None
 
 
-def _keyed_message(message: str, path: str, fields: Mapping[str, Any]) -> str:
-    """``"partitions must be > 0"`` from ``kafka.topics.impressions`` -> ``"kafka.topics.impressions.partitions:
-    must be > 0"``; a first word ``task_rates.like`` names a key below the field ``task_rates``."""
+def keyed_message(message: str, path: str, fields: Mapping[str, Any]) -> str:
+    """A dataclass's ``ValueError`` message as one line naming the full key: ``"partitions must be
+    > 0"`` from ``kafka.topics.impressions`` -> ``"kafka.topics.impressions.partitions: must be > 0"``;
+    a first word ``task_rates.like`` names a key below the field ``task_rates``."""
     first, _, rest = message.partition(" ")
     if first.split(".", 1)[0] in fields and rest:
         return f"{_join(path, first)}: {rest}"
@@ -127,6 +128,9 @@ def load_yaml(path: str | os.PathLike[str]) -> dict[str, Any]:
             data = yaml.safe_load(f)
     except FileNotFoundError:
         raise ConfigError(f"config file {path} not found; pass --config PATH or use config/default.yaml") from None
+    except (OSError, UnicodeDecodeError) as e:
+        reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
+        raise ConfigError(f"config file {path}: cannot read it ({reason}); --config takes a YAML file") from None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark else ""

@@ -7,6 +7,7 @@ raises :class:`ConfigError` with one line that names the key, the value and what
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -17,7 +18,7 @@ from embedding_store.config import TableConfig
 from monitoring.config import MonitoringConfig
 from pepnet.config import ModelConfig
 from pepnet.schema import FeatureSchema
-from stream.config.loader import ConfigError, apply_env_overrides, build_dataclass, load_yaml, merge
+from stream.config.loader import ConfigError, apply_env_overrides, build_dataclass, keyed_message, load_yaml, merge
 from stream.joiner.config import JoinerConfig
 from stream.kafka.config import KafkaConfig
 from stream.serving.config import ServingConfig
@@ -65,6 +66,17 @@ def load_config(
     config = build_dataclass(PipelineConfig, data)
     _check_consistency(config)
     return config
+
+
+def replace_section(config: PipelineConfig, section: str, **changes: Any) -> PipelineConfig:
+    """``config`` with keys of one section replaced (command-line options over the file); a bad
+    value is a one-line :class:`ConfigError` naming the key, as if it had come from the file."""
+    current = getattr(config, section)
+    try:
+        return dataclasses.replace(config, **{section: dataclasses.replace(current, **changes)})
+    except ValueError as e:
+        fields = {f.name: f for f in dataclasses.fields(current)}
+        raise ConfigError(keyed_message(str(e), section, fields)) from None
 
 
 def _check_consistency(config: PipelineConfig) -> None:

@@ -19,7 +19,6 @@ from pathlib import Path
 
 import numpy as np
 
-from embedding_store.table import EmbeddingTable
 from pepnet.auc import auc, gauc, logloss
 from pepnet.batch import SampleBatch
 from pepnet.config import ARCHITECTURES
@@ -29,6 +28,7 @@ from pepnet.train_step import TrainStep
 from stream.config.pipeline import PipelineConfig
 from stream.events.batching import SampleBatcher
 from stream.simulator.generator import EventSimulator
+from stream.trainer.training_model import new_table
 
 log = logging.getLogger(__name__)
 
@@ -128,7 +128,7 @@ def simulated_batches(config: PipelineConfig, events: int, batch_size: int) -> I
 def build_train_step(config: PipelineConfig, architecture: str) -> TrainStep:
     """A fresh table and model of ``architecture`` with the configured settings."""
     model_config = dataclasses.replace(config.model, architecture=architecture)
-    table = EmbeddingTable(config.embedding_store, seed=config.embedding_store.seed)
+    table = new_table(config.embedding_store, seed=config.embedding_store.seed)
     shape = InputShape.from_schema(config.schema, table.dim)
     return TrainStep(build_model(model_config, shape), table, config.schema, model_config)
 

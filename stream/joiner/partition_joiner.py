@@ -4,7 +4,7 @@ Pure logic, no Kafka: the faust worker feeds it the validated events of impressi
 ``p`` and actions partition ``p`` with their offsets, persists :attr:`JoinOutput.changes` to the
 changelog-backed table and produces :attr:`JoinOutput.emitted`. Rules (docs/events.md):
 
-* Each input has its own *stream time* (max event time read). The watermark is the smaller one,
+* Each input has its own *stream time* (max event time read; see wrong clocks below). The watermark is the smaller one,
   so a lagging input never lets a window close before its events are read.
 * An impression closes when the watermark passes ``event_time + window + grace``; it becomes a
   sample with label 1 for each task with an attached action and 0 for the others.

@@ -15,11 +15,12 @@ the faust engine's aiokafka clients, which log through Python's ``logging``.
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
-from confluent_kafka import Consumer, KafkaException, Producer
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
 from confluent_kafka.admin import AdminClient
 
 from stream.config.errors import UserError
@@ -28,6 +29,7 @@ from stream.kafka.config import KafkaConfig
 from stream.kafka.connection_log import ConnectionEvent, ConnectionLog, classify
 
 _log = logging.getLogger("stream.kafka")
+T = TypeVar("T")
 
 # librdkafka statistics are how a client learns that a broker is reachable again; callers that
 # feed lag metrics set their own interval.
@@ -46,19 +48,19 @@ def new_consumer(
 ) -> Consumer:
     """A ``confluent_kafka.Consumer`` in group ``group_id`` (settings: :func:`consumer_config`)."""
     settings, _ = _watched(consumer_config(kafka, group_id, overrides), kafka, name)
-    return Consumer(settings)
+    return _built(Consumer, settings, kafka)
 
 
 def new_producer(kafka: KafkaConfig, *, name: str, overrides: Mapping[str, Any] | None = None) -> Producer:
     """A ``confluent_kafka.Producer`` (settings: :func:`producer_config`)."""
     settings, _ = _watched(producer_config(kafka, overrides), kafka, name)
-    return Producer(settings)
+    return _built(Producer, settings, kafka)
 
 
 def new_admin(kafka: KafkaConfig, *, name: str = "admin", overrides: Mapping[str, Any] | None = None) -> AdminClient:
     """A ``confluent_kafka.admin.AdminClient`` that retries connections quickly."""
     settings, _ = _watched(admin_config(kafka, {**_PROBE_SETTINGS, **(overrides or {})}), kafka, name)
-    return AdminClient(settings)
+    return _built(AdminClient, settings, kafka)
 
 
 def check_reachable(kafka: KafkaConfig, timeout_s: float | None = None) -> int:
@@ -70,7 +72,7 @@ def check_reachable(kafka: KafkaConfig, timeout_s: float | None = None) -> int:
     """
     timeout = kafka.connect_timeout_s if timeout_s is None else timeout_s
     settings, watch = _watched(admin_config(kafka, _PROBE_SETTINGS), kafka, "probe", quiet=True)
-    admin = AdminClient(settings)
+    admin = _built(AdminClient, settings, kafka)
     deadline = time.monotonic() + timeout
     while True:
         try:
@@ -130,6 +132,23 @@ class _AiokafkaHandler(logging.Handler):
             self.watch.report(classify(text))
         else:
             _log.getChild("aiokafka").handle(record)
+
+
+def _built(client: Callable[[dict[str, Any]], T], settings: dict[str, Any], kafka: KafkaConfig) -> T:
+    """``client(settings)``; a setting librdkafka refuses (unknown property, invalid value) is one
+    line naming the config section it came from, not a traceback."""
+    try:
+        return client(settings)
+    except KafkaException as error:
+        inner = error.args[0] if error.args else None
+        if getattr(inner, "code", lambda: None)() != KafkaError._INVALID_ARG:
+            raise
+        text = kafka_error_text(error)
+        match = re.search(r'"([^"]+)"', text)
+        name = match.group(1) if match else ""
+        sections = [f"kafka.{s}" for s in ("client", "producer", "consumer") if name in getattr(kafka, s)]
+        where = " or ".join(sections) or "kafka.client, kafka.producer or kafka.consumer"
+        raise UserError(f"{where}: librdkafka refuses a setting: {text}; fix or remove it") from None
 
 
 def _watched(

@@ -13,6 +13,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TextIO
 
+from stream.config.errors import UserError
+
 
 def fsync_directory(directory: str | os.PathLike[str]) -> None:
     """Persist a directory's entries (a rename is durable only after this)."""
@@ -83,3 +85,40 @@ def atomic_directory(path: str | os.PathLike[str]) -> Iterator[Path]:
         shutil.rmtree(temp, ignore_errors=True)
         raise
     fsync_directory(target.parent)  # make the rename itself durable
+
+
+def remove_stale_temporaries(directory: str | os.PathLike[str]) -> list[Path]:
+    """Remove what writers killed mid-write left in ``directory`` (not below it): the hidden
+    ``.<name>.*.tmp`` files and directories of :func:`atomic_text_writer`, :func:`atomic_directory`
+    and ``embedding_store.npz_file``, which no later write of another target would ever clean.
+
+    Call it only when no other writer can be at work there (under the directory's lock).
+    Returns what was removed.
+    """
+    root = Path(directory)
+    if not root.is_dir():
+        return []
+    removed = []
+    for path in root.iterdir():
+        if path.name.startswith(".") and path.name.endswith(".tmp"):
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed
+
+
+@contextmanager
+def write_failures_as_user_errors(what: str) -> Iterator[None]:
+    """Turn an ``OSError`` raised while writing ``what`` (a full disk, a quota, a file size limit, a
+    read-only file system) into one line for the user; the atomic writers have already removed
+    their temporaries, so the previous files are intact."""
+    try:
+        yield
+    except OSError as error:
+        where = f" ({error.filename})" if error.filename else ""
+        raise UserError(
+            f"cannot write {what}: {error.strerror or error}{where}; free space (or fix the directory) and "
+            "restart: the trainer resumes from its last checkpoint"
+        ) from None

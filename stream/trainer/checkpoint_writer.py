@@ -25,6 +25,8 @@ from typing import Any
 
 from embedding_store.table_checkpoint import BASE, TableCheckpoint
 from monitoring.run_log import PassRecord
+from stream.config.errors import UserError
+from stream.storage.atomic_file import write_failures_as_user_errors
 from stream.trainer.checkpoint import CheckpointStore
 from stream.trainer.exporter import PassExport
 from stream.trainer.manifest import PassManifest
@@ -166,7 +168,8 @@ class CheckpointWriter:
             try:
                 self._write(checkpoint)
             except BaseException as error:  # handed to the training thread, which re-raises it
-                log.error("writing the checkpoint of pass %d failed: %s", checkpoint.pass_index, error)
+                if not isinstance(error, UserError):  # a UserError is the one line the command prints
+                    log.error("writing the checkpoint of pass %d failed: %s", checkpoint.pass_index, error)
                 with self._condition:
                     self._error = error
                     self._condition.notify_all()
@@ -178,11 +181,13 @@ class CheckpointWriter:
     def _write(self, checkpoint: PassCheckpoint) -> None:
         started = time.perf_counter()
         if checkpoint.export is not None:
-            checkpoint.export.write()
+            with write_failures_as_user_errors(f"the export of pass {checkpoint.pass_index}"):
+                checkpoint.export.write()
         exported = time.perf_counter()
         if checkpoint.table.kind == BASE:
             self.store.prune_before_base()
-        self.store.save(checkpoint.pass_index, checkpoint.write, checkpoint.previous_pass)
+        with write_failures_as_user_errors(f"the checkpoint of pass {checkpoint.pass_index}"):
+            self.store.save(checkpoint.pass_index, checkpoint.write, checkpoint.previous_pass)
         self.timings.append(
             WriteTiming(
                 checkpoint.pass_index,
@@ -194,4 +199,5 @@ class CheckpointWriter:
             )
         )
         if checkpoint.on_durable is not None:
-            checkpoint.on_durable()
+            with write_failures_as_user_errors(f"the run log of pass {checkpoint.pass_index}"):
+                checkpoint.on_durable()

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +38,7 @@ TABLE_DIR = "table"
 PASS_FORMAT = 1  # format of a pass directory's CHECKSUMS.json
 DENSE_FILE = "dense.pt"
 DESCRIPTION_FILE = "model.json"
+_PASS_NAME = re.compile(r"^pass-(\d{9})$")
 
 
 @dataclass
@@ -63,7 +65,7 @@ class PassExport:
             write_checksums(tmp, {"format": PASS_FORMAT, "pass_index": self.pass_index})
         with atomic_text_writer(model_dir / LATEST_FILE) as latest:
             latest.write(final.name + "\n")
-        self.exporter.prune()
+        self.exporter.prune(self.pass_index)
         return final
 
 
@@ -97,8 +99,18 @@ class ModelExporter:
             manifest_json=manifest.to_json(),
         )
 
-    def prune(self) -> None:
-        """Delete pass directories beyond the newest ``keep``."""
-        passes = sorted(p for p in self.model_dir.glob("pass-*") if p.is_dir())
-        for path in passes[: -self.keep]:
-            shutil.rmtree(path, ignore_errors=True)
+    def prune(self, current: int) -> None:
+        """Keep the pass just exported and the ``keep - 1`` newest before it, by pass index; a pass
+        directory after ``current`` is never deleted (a trainer refuses such a model_dir at start)."""
+        older = [i for i in exported_pass_indices(self.model_dir) if i < current]
+        for index in older[: max(0, len(older) - (self.keep - 1))]:
+            shutil.rmtree(self.model_dir / pass_dir_name(index), ignore_errors=True)
+
+
+def exported_pass_indices(model_dir: str | os.PathLike[str]) -> list[int]:
+    """Pass indices of the ``pass-NNNNNNNNN`` directories in ``model_dir``, in increasing order."""
+    directory = Path(model_dir)
+    if not directory.is_dir():
+        return []
+    found = (_PASS_NAME.match(p.name) for p in directory.iterdir() if p.is_dir())
+    return sorted(int(m.group(1)) for m in found if m)

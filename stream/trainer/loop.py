@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -33,7 +34,7 @@ from monitoring.trainer_metrics import TrainerMetrics
 from stream.config.errors import UserError
 from stream.config.pipeline import PipelineConfig
 from stream.events.batching import SampleBatcher
-from stream.storage.atomic_file import atomic_text_writer
+from stream.storage.atomic_file import atomic_text_writer, write_failures_as_user_errors
 from stream.trainer.checkpoint import CheckpointStore
 from stream.trainer.checkpoint_writer import (
     DENSE_STATE_FILE,
@@ -50,31 +51,11 @@ from stream.trainer.exporter import ModelExporter, PassExport
 from stream.trainer.manifest import PassManifest
 from stream.trainer.pass_assembler import AssembledPass, PassAssembler
 from stream.trainer.progressive_validation import progressive_metrics
+from stream.trainer.run_directory import MANIFESTS_DIR, RunDirectories, TrainerPaths, check_model_dir
 from stream.trainer.sample_reader import ReaderSettings, SampleReader, partition_offsets
 from stream.trainer.training_model import TrainingModel
 
 log = logging.getLogger(__name__)
-
-MANIFESTS_DIR = "manifests"
-
-
-@dataclass
-class TrainerPaths:
-    """Where a trainer writes: run log and manifests, exports, checkpoints."""
-
-    run_dir: Path
-    model_dir: Path
-    checkpoint_dir: Path
-
-    @staticmethod
-    def from_config(config: PipelineConfig, run_dir: str | None = None) -> TrainerPaths:
-        """``run_dir`` (given) places everything under it; else trainer.model_dir/checkpoint_dir apply."""
-        root = Path(run_dir or config.run_dir)
-        trainer = config.trainer
-        configured = not run_dir
-        model_dir = Path(trainer.model_dir) if trainer.model_dir and configured else root / "model"
-        checkpoints = Path(trainer.checkpoint_dir) if trainer.checkpoint_dir and configured else root / "checkpoints"
-        return TrainerPaths(run_dir=root, model_dir=model_dir, checkpoint_dir=checkpoints)
 
 
 @dataclass
@@ -107,6 +88,7 @@ class RunSummary:
     invalid_messages: int = 0
     persist: list[PersistTiming] = field(default_factory=list)
     writes: list[WriteTiming] = field(default_factory=list)
+    stopped: bool = False  # ended by stop() (SIGTERM), after checkpointing the pass in training
 
 
 class IncrementalTrainer:
@@ -126,6 +108,12 @@ class IncrementalTrainer:
         self.table_metrics: TableMetrics | None = None
         self._server: MetricsServer | None = None
         self._dedup: DedupWindow | None = None
+        self._stopping = threading.Event()
+
+    def stop(self) -> None:
+        """Ask a running :meth:`run` to stop (safe from a signal handler or another thread): the pass
+        being trained is finished, exported and checkpointed first; waiting for data stops at once."""
+        self._stopping.set()
 
     # ------------------------------------------------------------------ restore
     def restore(self) -> tuple[int, dict[int, int], DedupWindow, int | None]:
@@ -134,6 +122,7 @@ class IncrementalTrainer:
         latest = self.store.latest_restorable()
         self._base_pass = None
         if latest is None:
+            check_model_dir(self.paths)
             self.model = TrainingModel.fresh(self.schema, self.config.model, self.config.embedding_store)
             return 0, {}, DedupWindow(trainer.dedup_passes), None
         pass_index, chain = latest
@@ -177,9 +166,12 @@ class IncrementalTrainer:
             torch.set_num_threads(1)
         elif self.config.model.num_threads > 0:
             torch.set_num_threads(self.config.model.num_threads)
+        directories = RunDirectories(self.paths)
+        directories.claim()  # before anything is read: created, locked, cleaned
         try:
             return self._run(options or RunOptions())
         finally:
+            directories.release()
             torch.use_deterministic_algorithms(deterministic)
             torch.set_num_threads(threads)
 
@@ -191,6 +183,11 @@ class IncrementalTrainer:
         if options.max_passes and next_pass >= options.max_passes:
             return summary
         watermarks = partition_offsets(self.config.kafka, self.topic)
+        if trainer.pass_samples < len(watermarks):
+            raise UserError(
+                f"trainer.pass_samples = {trainer.pass_samples} is less than the {len(watermarks)} partitions of "
+                f"{self.topic} (a pass takes a share of every partition); set it to {len(watermarks)} or more"
+            )
         start = dict(options.start_offsets) if options.start_offsets is not None else {}
         for p, (low, _high) in watermarks.items():
             if p not in start:
@@ -216,13 +213,14 @@ class IncrementalTrainer:
             end_offsets=end,
             stats_callback=self.metrics.update_consumer_lag if self.metrics is not None else None,
             statistics_interval_ms=self.config.monitoring.kafka_stats_interval_ms,
+            on_invalid=self.metrics.invalid_samples.inc if self.metrics is not None else None,
         )
         buffer_limit = {p: 2 * q + trainer.consume_messages for p, q in assembler.quota.items()}
         reader.start()
         self._writer = CheckpointWriter(self.store)
         try:
             last_data = time.monotonic()
-            while True:
+            while not self._stopping.is_set():  # checked between passes and while waiting for data
                 closed = assembler.close_pass()
                 if closed is not None:
                     record = self._train_pass(closed, reader, summary)
@@ -246,6 +244,7 @@ class IncrementalTrainer:
                 reader.set_paused({p for p in assembler.partitions if assembler.buffered(p) > buffer_limit[p]})
         finally:
             summary.invalid_messages = reader.decoder.invalid
+            summary.stopped = self._stopping.is_set()
             try:
                 self._writer.close()  # the last checkpoint durable (and its offsets committed) first
                 summary.writes = self._writer.timings
@@ -285,7 +284,10 @@ class IncrementalTrainer:
         export = self.exporter.prepare(self.model, manifest)
         export_s = time.perf_counter() - exported
         manifest_path = self.paths.run_dir / MANIFESTS_DIR / f"pass-{manifest.pass_index:09d}.json"
-        with atomic_text_writer(manifest_path) as f:
+        with (
+            write_failures_as_user_errors(f"the manifest of pass {manifest.pass_index}"),
+            atomic_text_writer(manifest_path) as f,
+        ):
             f.write(manifest.to_json())
         duration = time.perf_counter() - started
         stats = table.stats()

@@ -7,6 +7,7 @@ only and read back with ``torch.load(weights_only=True)``: no pickled objects ar
 from __future__ import annotations
 
 import dataclasses
+import io
 import os
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,25 @@ from pepnet.model import build_model
 from pepnet.model_input import InputShape
 from pepnet.schema import FeatureSchema
 from pepnet.train_step import TrainStep
+from stream.config.errors import UserError
+
+
+def new_table(config: TableConfig, seed: int | None = None) -> EmbeddingTable:
+    """An empty embedding table of ``config``; :class:`UserError` (one line) when its byte budget
+    cannot fit in this machine's memory, instead of numpy failing to allocate terabytes."""
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    if config.budget_bytes > memory:
+        raise UserError(
+            f"embedding_store.budget_bytes = {config.budget_bytes} ({config.budget_bytes / 2**30:.1f} GiB) is more "
+            f"than this machine's memory ({memory / 2**30:.1f} GiB); lower it"
+        )
+    try:
+        return EmbeddingTable(config, seed=seed)
+    except MemoryError:
+        raise UserError(
+            f"not enough free memory for an embedding table of {config.budget_bytes / 2**30:.1f} GiB "
+            "(embedding_store.budget_bytes); lower it or free memory"
+        ) from None
 
 
 class TrainingModel:
@@ -38,7 +58,7 @@ class TrainingModel:
     @classmethod
     def fresh(cls, schema: FeatureSchema, model_config: ModelConfig, table_config: TableConfig) -> TrainingModel:
         """A new model: random dense weights and an empty embedding table."""
-        return cls(schema, model_config, EmbeddingTable(table_config))
+        return cls(schema, model_config, new_table(table_config))
 
     # ------------------------------------------------------------------ dense state
     def dense_state(self, with_optimizer: bool) -> dict[str, Any]:
@@ -84,8 +104,12 @@ class TrainingModel:
 
 def write_dense_state(state: dict[str, Any], path: str | os.PathLike[str]) -> None:
     """``torch.save`` of a dense state (tensors only) to ``path``, fsynced."""
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    # Written by us, not by torch's archive writer: a full disk is a plain OSError (ENOSPC), not
+    # a RuntimeError "enforce fail ... unexpected pos".
     with open(path, "wb") as f:
-        torch.save(state, f)
+        f.write(buffer.getbuffer())
         f.flush()
         os.fsync(f.fileno())
 

@@ -40,3 +40,31 @@ def test_a_bad_config_exits_2_with_one_line_naming_the_key(tmp_path, capsys, yam
     err = capsys.readouterr().err
     assert err.startswith(message), err
     assert err.count("\n") == 1, err
+
+
+@pytest.mark.parametrize(
+    "argv, yaml_text, message",
+    [
+        (["worker", "--app-id", ""], "", "error: joiner.app_id: must not be empty"),
+        (["--config", "{tmp}", "train"], None, "error: config file {tmp}: cannot read it (Is a directory)"),
+        (
+            ["train"],
+            "embedding_store:\n  budget_bytes: 100000000000000\nrun_dir: {tmp}/run\n",
+            "error: embedding_store.budget_bytes = 100000000000000 (93132.3 GiB) is more than this machine's memory",
+        ),
+        (["train"], "kafka:\n  client:\n    no.such.property: 1\nrun_dir: {tmp}/run\n", "error: kafka.client: "),
+        (["train"], "run_dir: /dev/null/run\n", "error: run_dir /dev/null/run: cannot create it (Not a directory)"),
+        (["train", "--idle-timeout", "-5"], "", "error: --idle-timeout must be >= 0 seconds"),
+    ],
+)
+def test_a_bad_argument_exits_2_with_one_line(tmp_path, capsys, argv, yaml_text, message):
+    """Issue 12 case 8: each of these printed a traceback (or, --idle-timeout -5, was accepted)."""
+    argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
+    if yaml_text is not None:
+        path = tmp_path / "config.yaml"
+        path.write_text(yaml_text.replace("{tmp}", str(tmp_path)))
+        argv = ["--config", str(path), *argv]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(message.replace("{tmp}", str(tmp_path))), err
+    assert err.count("\n") == 1, err

@@ -9,19 +9,18 @@ algorithms, one thread, seeded). Checkpoints are incremental (a base every few p
 import os
 import signal
 import subprocess
-import sys
 import time
 
 import numpy as np
 import pytest
-import yaml
 
 from monitoring.run_log import read_pass_records
 from stream.config.pipeline import PROJECT_ROOT
 from stream.trainer.loop import read_manifests
 
-from .kafka_samples import SMALL_TRAINER, fill_samples_topic, kafka_overrides, simulated_samples, small_config
+from .kafka_samples import fill_samples_topic, simulated_samples, small_config
 from .test_loop import assert_same_model
+from .train_process import clean_env, logged_passes, train_command, write_config
 
 pytestmark = pytest.mark.kafka
 
@@ -29,39 +28,14 @@ PASSES = 20
 KILLS = 5
 
 
-def write_config(pipeline_config, path, **trainer):
-    data = {
-        "kafka": kafka_overrides(pipeline_config),
-        **SMALL_TRAINER,
-        "trainer": {**SMALL_TRAINER["trainer"], "pass_samples": 100, "checkpoint_base_every_passes": 6, **trainer},
-    }
-    path.write_text(yaml.safe_dump(data))
-    return path
-
-
-def train_command(config_path, run_dir, passes=PASSES):
-    return [
-        sys.executable, "-m", "stream.cli.main", "train", "--config", str(config_path),
-        "--run-dir", str(run_dir), "--max-passes", str(passes), "--log-level", "WARNING",
-    ]  # fmt: skip
-
-
-def clean_env():
-    return {k: v for k, v in os.environ.items() if not k.startswith("PEPNET_")}
-
-
-def logged_passes(run_dir) -> int:
-    path = run_dir / "passes.jsonl"
-    return path.read_text().count("\n") if path.exists() else 0
-
-
 def test_kill_9_five_times_equals_uninterrupted_run(pipeline_config, tmp_path):
     config = small_config(pipeline_config, pass_samples=100)
     fill_samples_topic(config, simulated_samples(config, 2600))
-    config_path = write_config(pipeline_config, tmp_path / "config.yaml")
+    config_path = write_config(pipeline_config, tmp_path / "config.yaml", checkpoint_base_every_passes=6)
 
     straight = tmp_path / "straight"
-    done = subprocess.run(train_command(config_path, straight), cwd=PROJECT_ROOT, env=clean_env(), timeout=300,
+    until = ("--max-passes", str(PASSES))
+    done = subprocess.run(train_command(config_path, straight, *until), cwd=PROJECT_ROOT, env=clean_env(), timeout=300,
                           capture_output=True, text=True)  # fmt: skip
     assert done.returncode == 0, done.stderr
 
@@ -71,7 +45,7 @@ def test_kill_9_five_times_equals_uninterrupted_run(pipeline_config, tmp_path):
     launches = 0
     while True:
         launches += 1
-        process = subprocess.Popen(train_command(config_path, killed), cwd=PROJECT_ROOT, env=clean_env(),
+        process = subprocess.Popen(train_command(config_path, killed, *until), cwd=PROJECT_ROOT, env=clean_env(),
                                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)  # fmt: skip
         if kills < KILLS:
             # A random moment: after 1-2 more passes are logged, plus 0-100 ms into the next one.
@@ -126,7 +100,8 @@ def test_kill_9_during_background_checkpoint_writes(pipeline_config, tmp_path):
     fill_samples_topic(config, simulated_samples(config, 1500))
     config_path = write_config(pipeline_config, tmp_path / "config.yaml", checkpoint_base_every_passes=4)
     straight = tmp_path / "straight"
-    done = subprocess.run(train_command(config_path, straight, passes), cwd=PROJECT_ROOT, env=clean_env(),
+    until = ("--max-passes", str(passes))
+    done = subprocess.run(train_command(config_path, straight, *until), cwd=PROJECT_ROOT, env=clean_env(),
                           timeout=300, capture_output=True, text=True)  # fmt: skip
     assert done.returncode == 0, done.stderr
 
@@ -134,9 +109,9 @@ def test_kill_9_during_background_checkpoint_writes(pipeline_config, tmp_path):
     hits = 0
     deadline = time.monotonic() + 240
     while True:
-        process = subprocess.Popen(train_command(config_path, killed, passes), cwd=PROJECT_ROOT, env=clean_env(),
+        process = subprocess.Popen(train_command(config_path, killed, *until), cwd=PROJECT_ROOT, env=clean_env(),
                                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)  # fmt: skip
-        stale = checkpoint_temporaries(killed)  # left by the last kill until that pass is written again
+        stale = checkpoint_temporaries(killed)  # left by the last kill until the restart removes them
         try:
             while hits < wanted and process.poll() is None and time.monotonic() < deadline:
                 if not checkpoint_temporaries(killed) - stale:
