@@ -10,13 +10,13 @@ Kafka I/O and JSON decoding overlap with the torch work (both release the GIL fo
 
 from __future__ import annotations
 
-import json
 import logging
 import queue
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import msgspec
 import numpy as np
 from confluent_kafka import KafkaError, KafkaException, Message, TopicPartition
 
@@ -29,6 +29,10 @@ from stream.kafka.config import KafkaConfig
 from stream.trainer.pass_assembler import DecodedChunk
 
 log = logging.getLogger(__name__)
+
+# Untyped msgspec JSON: the same dicts as json.loads, in about half the time of one json.loads
+# over the whole group (which let a message hold two samples).
+_JSON = msgspec.json.Decoder()
 
 
 @dataclass
@@ -59,7 +63,7 @@ class ChunkDecoder:
         kept, samples = [], []
         for i, value in enumerate(values):
             try:
-                samples.append(sample_from_dict(json.loads(value)))  # type: ignore[arg-type]
+                samples.append(sample_from_dict(_JSON.decode(value)))  # type: ignore[arg-type]
             except (ValueError, KeyError, TypeError, AttributeError) as error:
                 self._skip(error)
                 continue
