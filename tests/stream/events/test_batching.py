@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
 from embedding_store.keys import PADDING_KEY, feature_keys, string_value_id
 from pepnet.schema import DenseFeature, FeatureSchema, SparseFeature, TaskSpec
-from stream.events.batching import SampleBatcher
+from stream.events.batching import SampleBatcher, SparseColumn
 from stream.events.formats import Impression, JoinInfo, LabelledSample
 
 SCHEMA = FeatureSchema(
@@ -77,3 +79,38 @@ def test_bad_input_names_the_field(bad, message):
 def test_empty_input_is_refused():
     with pytest.raises(ValueError, match="samples"):
         SampleBatcher(SCHEMA).build([])
+
+
+def test_columns_make_the_same_batch_as_the_samples_and_missing_columns_are_masked():
+    samples = [
+        sample(0, {"tag": [5, "x"], "kind": "long"}, {"duration": 20.0}, {"click": 1, "like": 0}),
+        sample(1, {"tag": 7}, {}, {"click": 0}, domain="a"),
+    ]
+    batcher = SampleBatcher(SCHEMA)
+    columns = batcher.columns(samples)
+    assert columns.sparse["tag"].values.shape == (2, 3) and np.isnan(columns.dense["duration"][1])
+    built, from_columns = batcher.build(samples), batcher.from_columns(columns)
+    for name in ("keys", "key_mask", "domain", "dense", "labels", "label_mask", "user_id", "event_time_ms"):
+        assert np.array_equal(getattr(built, name), getattr(from_columns, name)), name
+    narrow = SparseColumn(np.array([[5], [7]]), np.array([[True], [True]]))  # one value of a 3-wide feature
+    only_tags = dataclasses.replace(columns, sparse={"tag": narrow}, dense={})
+    batch = batcher.from_columns(only_tags)
+    assert batch.key_mask[:, 3:].tolist() == [[True, False, False, False, False]] * 2  # the rest is missing
+    assert batch.keys[0, 3] == built.keys[0, 3]
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"user_id": np.array([1])}, "user_id: expected 2 integers"),
+        ({"domain": np.array([0, 2])}, r"domain: positions must be in \[0, 2\)"),
+        ({"labels": np.zeros((2, 3), dtype=np.float32)}, r"labels: expected shape \(2, 2\)"),
+        ({"dense": {"duration": np.zeros(3)}}, "dense.duration: expected 2 values"),
+        ({"sample_id": []}, "sample_id must hold at least one sample"),
+    ],
+)
+def test_columns_of_the_wrong_shape_name_the_field(change, message):
+    batcher = SampleBatcher(SCHEMA)
+    columns = batcher.columns([sample(0, {}, {}, {}), sample(1, {}, {}, {})])
+    with pytest.raises(ValueError, match=message):
+        batcher.from_columns(dataclasses.replace(columns, **change))
