@@ -39,6 +39,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         default=None,
         help="also write labels and oracle probabilities of the same impressions (JSON lines; needs --impressions)",
     )
+    parser.add_argument(
+        "--samples-file",
+        metavar="PATH",
+        default=None,
+        help="instead of publishing, write the labelled samples (samples format + oracle probabilities, "
+        "JSON lines) for `pepnet evaluate --input` (needs --impressions; no Kafka)",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(handler=run)
 
@@ -55,6 +62,8 @@ def run(args: argparse.Namespace, config: PipelineConfig) -> int:
         raise UserError("give --impressions N or --duration S (how much to simulate)")
     if args.oracle and args.impressions is None:
         raise UserError("--oracle needs --impressions (the oracle file covers a fixed number of impressions)")
+    if args.samples_file and (args.impressions is None or args.duration is not None or args.rate is not None):
+        raise UserError("--samples-file writes a fixed number of samples: give --impressions N (no --duration/--rate)")
     try:
         options = PublishOptions(
             impressions=args.impressions,
@@ -69,6 +78,12 @@ def run(args: argparse.Namespace, config: PipelineConfig) -> int:
         simulator = EventSimulator(sim_config, config.schema)
     except ValueError as e:
         raise UserError(str(e)) from None
+    if args.samples_file:
+        written = simulator.write_samples(args.samples_file, args.impressions, config.joiner.window_ms)
+        print(f"wrote {written} labelled samples with oracle probabilities to {args.samples_file}")
+        if args.oracle:
+            simulator.write_oracle(args.oracle, args.impressions, config.joiner.window_ms)
+        return 0
     with tqdm(total=args.impressions, unit="imp", disable=args.no_progress, mininterval=0.5) as bar:
         report = publish_simulation(simulator, config.kafka, options, progress=bar)
     print(report.summary())

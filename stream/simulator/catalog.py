@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from stream.simulator.config import SimulatorConfig
-from stream.simulator.ground_truth import LATENT_DIM, GroundTruthModel, category_effects
+from stream.simulator.ground_truth import LATENT_DIM, GroundTruthModel, category_effects, list_effects
 from stream.simulator.population import VideoTable
 
 MS_PER_HOUR = 3_600_000
@@ -31,15 +31,7 @@ class ItemCatalog:
         self.author_id, author_row = np.unique(videos.author_id, return_inverse=True)
         self.author_latent, self.author_quality, self.author_fans = model.draw_author_effects(rng, len(self.author_id))
         # Per real video: what a new item copying it inherits.
-        distinct_tags = sorted({t for tags in videos.tags for t in tags})
-        tag_table = rng.normal(0.0, 0.6, size=(len(distinct_tags), LATENT_DIM))
-        tag_row = {t: j for j, t in enumerate(distinct_tags)}
-        # Mean of the tags' latents per video, via a (video, tag) incidence list.
-        video_of = np.repeat(np.arange(n), [len(tags) for tags in videos.tags])
-        tag_of = np.fromiter((tag_row[t] for tags in videos.tags for t in tags), dtype=np.int64, count=len(video_of))
-        sums = np.zeros((n, LATENT_DIM))
-        np.add.at(sums, video_of, tag_table[tag_of])
-        self._template_tag_latent = sums / np.bincount(video_of, minlength=n)[:, None]
+        self._template_tag_latent = list_effects(rng, videos.tags, LATENT_DIM, 0.6)  # mean of the tags' latents
         self._template_type_quality = category_effects(rng, videos.columns["upload_type"], (), 0.4) + category_effects(
             rng, videos.columns["video_type"], (), 0.4
         )

@@ -39,6 +39,9 @@ class SimulatorConfig:
     impressions_per_second: float = 200.0
     task_rates: dict[str, float] = field(default_factory=_default_task_rates)
     domain_rate_spread: float = 0.35
+    # Std (logits) of the domain-specific user-profile x content-profile interactions (0 = off);
+    # see stream/simulator/ground_truth.py.
+    domain_interaction_strength: float = 0.0
     # New items (new ids) arriving per 1000 impressions; a share of them come from new authors.
     new_items_per_1k_impressions: float = 1.0
     new_author_fraction: float = 0.3
@@ -82,6 +85,11 @@ class SimulatorConfig:
                 raise ValueError(f"delay_median_s.{task} must be > 0 (seconds), got {median}")
         if not self.domain_rate_spread >= 0:
             raise ValueError(f"domain_rate_spread must be >= 0, got {self.domain_rate_spread}")
+        if not 0 <= self.domain_interaction_strength < 10:
+            raise ValueError(
+                "domain_interaction_strength must be in [0, 10) (std in logits), "
+                f"got {self.domain_interaction_strength}"
+            )
         if not self.new_items_per_1k_impressions >= 0:
             raise ValueError(f"new_items_per_1k_impressions must be >= 0, got {self.new_items_per_1k_impressions}")
         if not 0 <= self.new_author_fraction <= 1:

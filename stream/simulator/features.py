@@ -1,5 +1,6 @@
-"""Turns simulated impressions (arrays) into :class:`stream.events.formats.Impression` objects with exactly the
-schema's sparse and dense features.
+"""Turns simulated impressions (arrays) into :class:`stream.events.formats.Impression` objects, or into
+the columns of a batch (:class:`stream.events.batching.SampleColumns`), with exactly the schema's
+sparse and dense features.
 
 Where a feature comes from, by its entity in the schema:
 
@@ -18,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from pepnet.schema import FeatureSchema
+from stream.events.batching import SparseColumn, sparse_value_ids
 from stream.events.formats import Impression
 from stream.simulator.population import Population
 
@@ -72,12 +74,39 @@ class ImpressionBuilder:
         self._list_features = [name for name in item_columns if name == "tag"]
         self._user_parts = _row_dicts(user_columns, len(users))
         self._item_parts = _row_dicts(item_columns, len(videos))
+        # The same values as value ids per user / per video row, for columns(): computed once.
+        width = {f.name: f.max_values for f in schema.sparse}
+        self._user_ids = {
+            name: SparseColumn(*sparse_value_ids(name, col, width[name])) for name, col in user_columns.items()
+        }
+        self._item_ids = {
+            name: SparseColumn(*sparse_value_ids(name, col, width[name])) for name, col in item_columns.items()
+        }
         self._dense_names = [f.name for f in schema.dense]
         self._dense_sources = [_dense_source(f.name, f.entity, population) for f in schema.dense]
 
     def impression_id(self, index: int) -> str:
         """Unique id of the impression with this sequence number in the run."""
         return f"{self._id_prefix}-{index}"
+
+    def sample_ids(self, view: ChunkView) -> list[str]:
+        """The impression ids of a chunk (also the sample ids of its labelled samples)."""
+        return [self.impression_id(i) for i in range(view.first_index, view.first_index + view.time_ms.shape[0])]
+
+    def columns(self, view: ChunkView) -> tuple[dict[str, SparseColumn], dict[str, np.ndarray]]:
+        """The sparse value ids and raw dense values of a chunk, as :meth:`build` would fill the
+        impressions (without building them)."""
+        sparse = {name: _gather(column, view.user_row) for name, column in self._user_ids.items()}
+        sparse.update({name: _gather(column, view.template) for name, column in self._item_ids.items()})
+        n = view.time_ms.shape[0]
+        for name in self._context:
+            values = np.asarray(_context_values(name, view.time_ms), dtype=np.int64).reshape(n, 1)
+            sparse[name] = SparseColumn(values, np.ones((n, 1), dtype=bool))
+        dense = {
+            name: np.asarray(source(view), dtype=np.float64)
+            for name, source in zip(self._dense_names, self._dense_sources, strict=True)
+        }
+        return sparse, dense
 
     def build(self, view: ChunkView) -> list[Impression]:
         n = view.time_ms.shape[0]
@@ -120,6 +149,10 @@ class ImpressionBuilder:
                 )
             )
         return out
+
+
+def _gather(column: SparseColumn, rows: np.ndarray) -> SparseColumn:
+    return SparseColumn(column.values[rows], column.mask[rows])
 
 
 def _row_dicts(columns: dict[str, list], n: int) -> list[dict]:

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from pepnet.schema import FeatureSchema
+from stream.events.batching import SampleColumns
 from stream.events.formats import Action, Impression, JoinInfo, LabelledSample
 from stream.simulator.audience import UserSampler
 from stream.simulator.catalog import MS_PER_HOUR, ItemCatalog
@@ -23,7 +24,7 @@ from stream.simulator.config import KNOWN_TASKS, SimulatorConfig
 from stream.simulator.delays import ActionDelayModel
 from stream.simulator.features import ChunkView, ImpressionBuilder
 from stream.simulator.ground_truth import COMPONENTS, GroundTruthModel, ImpressionFactors
-from stream.simulator.oracle import write_oracle_jsonl
+from stream.simulator.oracle import write_oracle_jsonl, write_samples_jsonl
 from stream.simulator.population import Population, load_population
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -64,7 +65,11 @@ class EventSimulator:
             config.seed
         ).spawn(5)
         self.model = GroundTruthModel(
-            self.population.users, self.population.domains, config, np.random.default_rng(model_seed)
+            self.population.users,
+            self.population.videos,
+            self.population.domains,
+            config,
+            np.random.default_rng(model_seed),
         )
         self._audience = UserSampler(
             self.population.users, self.population.domains, np.random.default_rng(audience_seed)
@@ -118,13 +123,8 @@ class EventSimulator:
         """The impressions of :meth:`events`, in event-time order, labelled with the actions whose event
         time is <= impression time + ``window_ms`` (what a correct event-time join produces), with the
         oracle probability of each label (action probability x P(delay <= window))."""
-        if window_ms < 0:
-            raise ValueError(f"window_ms must be >= 0, got {window_ms}")
-        within = self._delays.probability_within(window_ms)[self._task_columns]
         tasks = self.task_names
-        for chunk in self.simulate(num_impressions):
-            labels = chunk.actions[:, self._task_columns] & (chunk.delay_ms[:, self._task_columns] <= window_ms)
-            oracle = chunk.probability[:, self._task_columns] * within
+        for chunk, labels, oracle in self._labelled_chunks(num_impressions, window_ms):
             impressions = self._builder.build(chunk.view)
             for imp, row, p in zip(impressions, labels.astype(np.int64).tolist(), oracle.tolist(), strict=True):
                 sample = LabelledSample(
@@ -140,6 +140,38 @@ class EventSimulator:
                 )
                 yield sample, dict(zip(tasks, p, strict=True))
 
+    def labelled_columns(self, num_impressions: int, window_ms: int) -> Iterator[tuple[SampleColumns, np.ndarray]]:
+        """The samples of :meth:`labelled_samples` chunk by chunk as columns (no object per sample),
+        with their oracle probabilities float64 ``[n, T]``; ``SampleBatcher.from_columns`` turns
+        them into exactly the batch that ``SampleBatcher.build`` makes of the samples."""
+        for chunk, labels, oracle in self._labelled_chunks(num_impressions, window_ms):
+            view = chunk.view
+            sparse, dense = self._builder.columns(view)
+            columns = SampleColumns(
+                user_id=view.user_id,
+                item_id=view.item_id,
+                author_id=view.author_id,
+                domain=view.domain,
+                event_time_ms=view.time_ms,
+                labels=labels.astype(np.float32),
+                label_mask=np.ones(labels.shape, dtype=bool),
+                sample_id=self._builder.sample_ids(view),
+                sparse=sparse,
+                dense=dense,
+            )
+            yield columns, oracle
+
+    def _labelled_chunks(
+        self, num_impressions: int, window_ms: int
+    ) -> Iterator[tuple[SimulatedChunk, np.ndarray, np.ndarray]]:
+        """Each chunk with its windowed labels bool ``[n, T]`` and their oracle probabilities ``[n, T]``."""
+        if window_ms < 0:
+            raise ValueError(f"window_ms must be >= 0, got {window_ms}")
+        within = self._delays.probability_within(window_ms)[self._task_columns]
+        for chunk in self.simulate(num_impressions):
+            labels = chunk.actions[:, self._task_columns] & (chunk.delay_ms[:, self._task_columns] <= window_ms)
+            yield chunk, labels, chunk.probability[:, self._task_columns] * within
+
     def prelabelled_impressions(self, num_impressions: int, window_ms: int) -> Iterator[Impression]:
         """The impressions of :meth:`labelled_samples` with ``labels`` set (pre-labelled input)."""
         for sample, _ in self.labelled_samples(num_impressions, window_ms):
@@ -149,6 +181,10 @@ class EventSimulator:
     def write_oracle(self, path: str | Path, num_impressions: int, window_ms: int) -> int:
         """Write labels and oracle probabilities of the run's impressions as JSON lines (see oracle.py)."""
         return write_oracle_jsonl(path, self.labelled_samples(num_impressions, window_ms))
+
+    def write_samples(self, path: str | Path, num_impressions: int, window_ms: int) -> int:
+        """Write the labelled samples of the run with their oracle probabilities as JSON lines (see oracle.py)."""
+        return write_samples_jsonl(path, self.labelled_samples(num_impressions, window_ms))
 
     def simulate(self, num_impressions: int) -> Iterator[SimulatedChunk]:
         """The run as arrays, chunk by chunk (deterministic for the seed and ``chunk_size``)."""
@@ -225,6 +261,7 @@ def _factors(
     components[:, COMPONENTS.index("trend")] = catalog.trend(item, time_ms)
     return ImpressionFactors(
         user=user,
+        template=catalog.template[item],
         domain=domain,
         item_latent=catalog.latent[item],
         author_latent=catalog.author_latent[author],

@@ -8,12 +8,26 @@ For an impression of item i (author a) to user u in domain d at event time t, ev
              + sum_c C[d, c, k] * x[c]                   item quality, author quality, freshness,
                                                          log duration, hour, popularity trend,
                                                          user x author affinity
+             + sum_m V[d, m, k] * p[u, m] * q[i, m]      domain-specific feature interactions
 
 ``z`` (user) and ``y`` (item) are partly explained by observable features (user categorical
 features; tags and author of the item) and partly id-specific residuals, so a model needs both
 the features and the id embeddings. ``W`` and ``C`` differ per domain (different factors matter,
 some are switched off), and per task (hate pulls against like, effective view prefers short
 videos while follow prefers long ones from strong authors).
+
+The last term is where the domains differ in *how features interact*, not only in how much each
+matters: ``p`` is a user profile made only of observable user features (activity, account age,
+follows, two anonymous categories), ``q`` a content profile made only of observable item features
+(tags, upload type, duration class), both standardised. Which profile matches which content, and
+with which sign, is partly shared by all tabs and partly the tab's own (``V[d]`` = shared part
++ the tab's part, ``INTERACTION_SHARED_SHARE`` of the variance shared): a segment of users that
+engages with long imported videos in one feed may skip them in another, where it came for
+something else. ``simulator.domain_interaction_strength`` is the std of the term in logits (0 =
+off, which reproduces the stream without it exactly); 0.8 is of the order of the user x item
+affinity (std ~1). A model that can rescale features per domain (EPNet's gate) has a
+natural handle on this structure; one that only concatenates a domain embedding must learn a
+three-way product.
 
 Actions given the logits: click ~ Bernoulli(sigmoid(l_click)); every other action has
 probability sigmoid(l_k) after a click and sigmoid(l_k + NO_CLICK_SHIFT[k]) without one; hate
@@ -28,7 +42,7 @@ from dataclasses import dataclass, fields
 import numpy as np
 
 from stream.simulator.config import KNOWN_TASKS, SimulatorConfig
-from stream.simulator.population import DomainStats, FeatureValue, UserTable
+from stream.simulator.population import DomainStats, FeatureValue, UserTable, VideoTable
 
 LATENT_DIM = 8
 CLICK, EFFECTIVE_VIEW, LIKE, FOLLOW, FORWARD, HATE = range(len(KNOWN_TASKS))
@@ -92,6 +106,21 @@ ENGAGEMENT_LOADING = np.array([0.45, 0.45, 0.45, 0.45, 0.45, -0.45])
 # Chance that a component is switched off in a domain (which factors matter differs per domain).
 COMPONENT_DROP_PROBABILITY = 0.25
 LATENT_DIM_DROP_PROBABILITY = 0.3
+# Domain-specific feature interactions: dims of the user and content profiles, the observable
+# features that make them, the share of the weights' variance common to all domains, and the
+# sign and size of the term per task (hate pulls against the others).
+INTERACTION_DIM = 4
+USER_PROFILE_FEATURES = (
+    "user_active_degree",
+    "register_days_range",
+    "follow_user_num_range",
+    "onehot_feat1",
+    "onehot_feat2",
+)
+CONTENT_PROFILE_FEATURES = ("upload_type",)  # plus the tags and the duration class
+DURATION_CLASS_BOUNDARIES_S = (15.0, 60.0, 300.0)
+INTERACTION_SHARED_SHARE = 0.3
+TASK_INTERACTION_PROFILE = np.array([1.0, 0.8, 1.0, 0.6, 1.0, -1.0])
 
 
 def sigmoid(x: np.ndarray) -> np.ndarray:
@@ -106,11 +135,31 @@ def category_effects(rng: np.random.Generator, values: Sequence[FeatureValue], s
     return table[np.fromiter((index[v] for v in values), dtype=np.int64, count=len(values))]
 
 
+def list_effects(rng: np.random.Generator, lists: Sequence[Sequence[int]], dim: int, scale: float) -> np.ndarray:
+    """One N(0, scale) effect ``[dim]`` per distinct value (drawn in sorted order), averaged over each
+    row's non-empty list of values (e.g. a video's tags); ``[len(lists), dim]``."""
+    distinct = sorted({v for values in lists for v in values})
+    table = rng.normal(0.0, scale, size=(len(distinct), dim))
+    index = {v: j for j, v in enumerate(distinct)}
+    row_of = np.repeat(np.arange(len(lists)), [len(values) for values in lists])
+    value_of = np.fromiter((index[v] for values in lists for v in values), dtype=np.int64, count=len(row_of))
+    sums = np.zeros((len(lists), dim))
+    np.add.at(sums, row_of, table[value_of])
+    return sums / np.bincount(row_of, minlength=len(lists))[:, None]
+
+
+def standardised(x: np.ndarray) -> np.ndarray:
+    """Columns of ``x`` shifted and scaled to mean 0 and standard deviation 1 (constant ones to 0)."""
+    std = x.std(axis=0)
+    return (x - x.mean(axis=0)) / np.where(std > 0, std, 1.0)
+
+
 @dataclass(frozen=True)
 class ImpressionFactors:
     """Everything the hidden model looks at for n impressions (gathered by the generator)."""
 
     user: np.ndarray  # int64 [n] user row
+    template: np.ndarray  # int64 [n] real video whose observable attributes the item carries
     domain: np.ndarray  # int64 [n]
     item_latent: np.ndarray  # float64 [n, L]
     author_latent: np.ndarray  # float64 [n, L]
@@ -126,7 +175,14 @@ class ImpressionFactors:
 class GroundTruthModel:
     """Hidden per-user, per-domain and per-task parameters; turns impression factors into labels."""
 
-    def __init__(self, users: UserTable, domains: DomainStats, config: SimulatorConfig, rng: np.random.Generator):
+    def __init__(
+        self,
+        users: UserTable,
+        videos: VideoTable,
+        domains: DomainStats,
+        config: SimulatorConfig,
+        rng: np.random.Generator,
+    ):
         num_domains, num_tasks = len(domains.names), len(KNOWN_TASKS)
         self.user_latent = self._user_latent(users, rng)
         self.user_propensity = self._user_propensity(users, rng)
@@ -142,6 +198,10 @@ class GroundTruthModel:
         self.propensity_gain = 1.0 + 0.3 * rng.normal(size=(num_domains, num_tasks))
         self.target_rates = self._target_rates(domains, config, rng)  # [D, T]
         self.intercepts = np.zeros((num_domains, num_tasks))
+        # Drawn last, so that the parameters above do not depend on the interaction settings.
+        self.user_profile = self._user_profile(users, rng)  # [U, M]
+        self.content_profile = self._content_profile(videos, rng)  # [videos, M]
+        self.interaction_weights = self._interaction_weights(num_domains, config.domain_interaction_strength, rng)
 
     # --- hidden parameters -------------------------------------------------------------------
 
@@ -161,6 +221,32 @@ class GroundTruthModel:
         for name in USER_PROPENSITY_FEATURES:
             rho += category_effects(rng, users.columns[name], (num_tasks,), 0.35)
         return rho
+
+    @staticmethod
+    def _user_profile(users: UserTable, rng: np.random.Generator) -> np.ndarray:
+        """p: standardised sum of effects of observable user categories, ``[U, M]``."""
+        profile = np.zeros((len(users), INTERACTION_DIM))
+        for name in USER_PROFILE_FEATURES:
+            profile += category_effects(rng, users.columns[name], (INTERACTION_DIM,), 1.0)
+        return standardised(profile)
+
+    @staticmethod
+    def _content_profile(videos: VideoTable, rng: np.random.Generator) -> np.ndarray:
+        """q: standardised sum of effects of a video's tags, upload type and duration class, ``[videos, M]``."""
+        profile = list_effects(rng, videos.tags, INTERACTION_DIM, 1.0)
+        for name in CONTENT_PROFILE_FEATURES:
+            profile += category_effects(rng, videos.columns[name], (INTERACTION_DIM,), 1.0)
+        duration_class = np.searchsorted(DURATION_CLASS_BOUNDARIES_S, videos.duration_s).tolist()
+        profile += category_effects(rng, duration_class, (INTERACTION_DIM,), 1.0)
+        return standardised(profile)
+
+    @staticmethod
+    def _interaction_weights(num_domains: int, strength: float, rng: np.random.Generator) -> np.ndarray:
+        """V ``[D, M, T]``: per domain, a shared and an own part, scaled so that the term has std ``strength``."""
+        shared = rng.normal(size=(1, INTERACTION_DIM))
+        own = rng.normal(size=(num_domains, INTERACTION_DIM))
+        mixed = np.sqrt(INTERACTION_SHARED_SHARE) * shared + np.sqrt(1.0 - INTERACTION_SHARED_SHARE) * own
+        return strength / np.sqrt(INTERACTION_DIM) * mixed[:, :, None] * TASK_INTERACTION_PROFILE[None, None, :]
 
     @staticmethod
     def _target_rates(domains: DomainStats, config: SimulatorConfig, rng: np.random.Generator) -> np.ndarray:
@@ -208,7 +294,12 @@ class GroundTruthModel:
         components = f.components.copy()
         components[:, COMPONENTS.index("user_author_affinity")] = (user_latent * f.author_latent).sum(axis=1)
         linear = np.einsum("nc,nck->nk", components, self.component_weights[f.domain])
-        return affinity + linear + self.propensity_gain[f.domain] * self.user_propensity[f.user]
+        interaction = np.einsum(
+            "nm,nmk->nk",
+            self.user_profile[f.user] * self.content_profile[f.template],
+            self.interaction_weights[f.domain],
+        )
+        return affinity + linear + interaction + self.propensity_gain[f.domain] * self.user_propensity[f.user]
 
     def logits(self, f: ImpressionFactors) -> np.ndarray:
         return self.base_logits(f) + self.intercepts[f.domain]

@@ -1,4 +1,5 @@
-"""Writes the ground truth of a simulated run: per impression, its labels and oracle probabilities.
+"""Writes the ground truth of a simulated run: per impression, its labels and oracle probabilities;
+or the labelled samples themselves, in the samples topic's format plus their oracle probabilities.
 
 JSON lines, one object per impression in event-time order::
 
@@ -6,7 +7,9 @@ JSON lines, one object per impression in event-time order::
      "labels": {"click": 0, ...}, "oracle": {"click": 0.0831, ...}}
 
 ``labels`` are the windowed labels a correct join with ``window_ms`` produces and ``oracle`` the
-probability of each of them under the hidden model. The file is written atomically.
+probability of each of them under the hidden model. :func:`write_samples_jsonl` writes the whole
+sample instead (``sample_id``, ``impression``, ``labels``, ``join`` as on the samples topic) with
+the same ``oracle`` field: what ``pepnet evaluate --input`` reads. Files are written atomically.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import json
 import os
 from collections.abc import Iterable
 
-from stream.events.formats import LabelledSample
+from stream.events.formats import LabelledSample, compact_json, to_dict
 from stream.storage.atomic_file import atomic_text_writer
 
 
@@ -34,6 +37,18 @@ def write_oracle_jsonl(path: str | os.PathLike[str], samples: Iterable[tuple[Lab
                 "oracle": oracle,
             }
             f.write(json.dumps(record, separators=(",", ":")) + "\n")
+            count += 1
+    return count
+
+
+def write_samples_jsonl(
+    path: str | os.PathLike[str], samples: Iterable[tuple[LabelledSample, dict[str, float]]]
+) -> int:
+    """Write ``samples`` as samples-topic JSON lines with an ``oracle`` field; returns the line count."""
+    count = 0
+    with atomic_text_writer(path) as f:
+        for sample, oracle in samples:
+            f.write(compact_json({**to_dict(sample), "oracle": oracle}).decode() + "\n")
             count += 1
     return count
 

@@ -285,3 +285,29 @@ def test_every_simulated_event_passes_stream_validation(sim, default_config):
     for e in events + prelabelled:
         check = validator.impression if isinstance(e, Impression) else validator.action
         assert encode(check(encode(e), e.key())) == encode(e)
+
+
+def test_domain_interactions_have_the_configured_strength_and_their_own_sign_per_domain(default_config, population):
+    strength = 0.8
+    config = dataclasses.replace(default_config.simulator, domain_interaction_strength=strength)
+    model = EventSimulator(config, default_config.schema, population).model
+    rng = np.random.default_rng(3)
+    users = rng.integers(0, model.user_profile.shape[0], 20_000)
+    templates = rng.integers(0, model.content_profile.shape[0], 20_000)
+    product = model.user_profile[users] * model.content_profile[templates]  # observable profiles only
+    click = [product @ model.interaction_weights[d, :, 0] for d in range(model.interaction_weights.shape[0])]
+    assert 0.4 * strength < float(np.mean([c.std() for c in click])) < 1.6 * strength
+    correlations = np.corrcoef(np.stack(click))[np.triu_indices(len(click), 1)]
+    assert correlations.min() < 0.3 and correlations.max() > -0.99  # each tab matches profiles its own way
+
+
+def test_interaction_strength_zero_switches_the_term_off_and_leaves_every_other_parameter(default_config, population):
+    plain = EventSimulator(
+        dataclasses.replace(default_config.simulator, domain_interaction_strength=0.0),
+        default_config.schema,
+        population,
+    )
+    model = EventSimulator(default_config.simulator, default_config.schema, population).model
+    assert not plain.model.interaction_weights.any()
+    for name in ("user_latent", "user_propensity", "latent_weights", "component_weights", "target_rates"):
+        assert np.array_equal(getattr(plain.model, name), getattr(model, name)), name

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 
 import pytest
 
@@ -27,6 +28,7 @@ def run_cli(*argv: str) -> int:
         (("--impressions", "-3"), "^impressions must be >= 0"),
         (("--impressions", "10", "--rate", "0"), "^rate must be > 0"),
         (("--impressions", "10", "--seed", "-1"), "^seed must be >= 0, got -1"),
+        (("--duration", "5", "--samples-file", "x.jsonl"), "--samples-file writes a fixed number of samples"),
     ],
 )
 def test_bad_arguments_are_one_line_user_errors(argv, message):
@@ -38,3 +40,12 @@ def test_publish_options_validate_their_fields():
     with pytest.raises(ValueError, match="^duration_s must be > 0"):
         PublishOptions(duration_s=0)
     assert PublishOptions(impressions=0).rate is None
+
+
+def test_samples_file_writes_labelled_samples_with_oracle_probabilities_without_kafka(tmp_path, capsys):
+    path = tmp_path / "samples.jsonl"
+    assert run_cli("--impressions", "40", "--samples-file", str(path)) == 0
+    lines = [json.loads(line) for line in path.read_text().splitlines()]
+    assert len(lines) == 40 and "wrote 40 labelled samples" in capsys.readouterr().out
+    assert lines[0].keys() == {"sample_id", "impression", "labels", "join", "oracle"}
+    assert lines[0]["oracle"].keys() == lines[0]["labels"].keys()
