@@ -21,6 +21,11 @@ class PEPNet(nn.Module):
     task tower gates its hidden state with ``delta^l`` before layer l. ``use_epnet=False``
     (the PPNet-only ablation) feeds ``E ⊕ E(df)`` to the towers instead of O_ep;
     ``use_ppnet=False`` (the EPNet-only ablation) runs the towers ungated.
+
+    With ``config.domain_side_to_towers`` the towers read ``O_ep ⊕ E(df)`` (and PPNet's gates the
+    same, detached), as every other architecture reads E(df) in its input. Without it the domain
+    reaches the towers only through the gate that multiplies E, so a sample whose embeddings are
+    all zero (only new ids, no side features) gets the same prediction in every domain.
     """
 
     def __init__(self, shape: InputShape, config: ModelConfig, use_epnet: bool = True, use_ppnet: bool = True) -> None:
@@ -31,10 +36,11 @@ class PEPNet(nn.Module):
             self.epnet: EPNet | None = EPNet(
                 self.domain_side.out_dim, self.shared.out_dim, config.gate_hidden, config.gamma
             )
-            tower_in = self.shared.out_dim
         else:
             self.epnet = None
-            tower_in = self.shared.out_dim + self.domain_side.out_dim
+        # Without EPNet the towers read E ⊕ E(df): the domain side is there in any case.
+        self.domain_side_to_towers = config.domain_side_to_towers or not use_epnet
+        tower_in = self.shared.out_dim + (self.domain_side.out_dim if self.domain_side_to_towers else 0)
         self.towers = TaskTowers(tower_in, config.tower_hidden, shape.num_tasks)
         self.ppnet = (
             PPNet(
@@ -49,13 +55,18 @@ class PEPNet(nn.Module):
             else None
         )
 
-    def forward(self, batch: EmbeddedBatch) -> torch.Tensor:
-        """Logits ``[B, T]``: every task for every sample, whatever its domain."""
+    def tower_input(self, batch: EmbeddedBatch) -> torch.Tensor:
+        """What the towers (and, detached, PPNet's gates) read: O_ep (or E), ⊕ E(df) when configured."""
         e = self.shared(batch)
         domain_side = self.domain_side(batch)
-        o_ep = self.epnet(domain_side, e) if self.epnet is not None else torch.cat([e, domain_side], dim=1)
-        gates = self.ppnet(self.shared.prior(batch), o_ep) if self.ppnet is not None else None
-        return self.towers(o_ep, gates)
+        o_ep = self.epnet(domain_side, e) if self.epnet is not None else e
+        return torch.cat([o_ep, domain_side], dim=1) if self.domain_side_to_towers else o_ep
+
+    def forward(self, batch: EmbeddedBatch) -> torch.Tensor:
+        """Logits ``[B, T]``: every task for every sample, whatever its domain."""
+        tower_input = self.tower_input(batch)
+        gates = self.ppnet(self.shared.prior(batch), tower_input) if self.ppnet is not None else None
+        return self.towers(tower_input, gates)
 
 
 def build_model(config: ModelConfig, shape: InputShape) -> nn.Module:

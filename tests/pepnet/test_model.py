@@ -7,6 +7,7 @@ import dataclasses
 import pytest
 import torch
 
+from pepnet.batch import EmbeddedBatch
 from pepnet.config import ARCHITECTURES, ModelConfig
 from pepnet.gate_nu import GateNU
 from pepnet.model import PEPNet, build_model
@@ -37,7 +38,7 @@ def test_pepnet_gates_lie_between_zero_and_gamma():
     e = model.shared(batch)
     gate = model.epnet.gate(model.domain_side(batch), e)
     assert gate.shape == e.shape
-    gates = model.ppnet(model.shared.prior(batch), model.epnet(model.domain_side(batch), e))
+    gates = model.ppnet(model.shared.prior(batch), model.tower_input(batch))
     for g in [gate.detach(), *(g.detach() for g in gates)]:
         assert float(g.min()) > 0.0 and float(g.max()) < 2.0
     assert [g.shape for g in gates] == [(3, 64, w) for w in model.towers.layer_input_widths]
@@ -56,9 +57,7 @@ def test_ppnet_gates_reach_only_the_id_embeddings_and_never_epnet():
     s = shape()
     model = PEPNet(s, CONFIG)
     batch = random_batch(s, 16, requires_grad=True)
-    e = model.shared(batch)
-    o_ep = model.epnet(model.domain_side(batch), e)
-    gates = model.ppnet(model.shared.prior(batch), o_ep)
+    gates = model.ppnet(model.shared.prior(batch), model.tower_input(batch))
     sum(g.sum() for g in gates).backward()
     grad = batch.embeddings.grad.abs().sum(dim=(0, 2))  # per feature
     ids = list(s.id_feature_positions)
@@ -85,10 +84,9 @@ def test_pepnet_embeddings_get_a_gradient_with_every_gate_input_detached():
     s = shape()
     model = PEPNet(s, CONFIG)
     batch = random_batch(s, 32, requires_grad=True)
-    e = model.shared(batch)
-    o_ep = model.epnet(model.domain_side(batch), e)
-    gates = model.ppnet(model.shared.prior(batch).detach(), o_ep)
-    model.towers(o_ep, gates).sum().backward()
+    tower_input = model.tower_input(batch)
+    gates = model.ppnet(model.shared.prior(batch).detach(), tower_input)
+    model.towers(tower_input, gates).sum().backward()
     assert bool((batch.embeddings.grad.abs().sum(dim=(0, 2)) > 0).all())
 
 
@@ -126,3 +124,30 @@ def test_towers_are_independent_per_task():
     model(batch)[:, 0].sum().backward()
     assert float(model.towers.weights[-1].grad[1:].abs().sum()) == 0.0
     assert float(model.towers.weights[-1].grad[0].abs().sum()) > 0.0
+
+
+def unseen_ids_batch(s: InputShape) -> EmbeddedBatch:
+    """One sample per domain whose embeddings are all zero (only new ids, no side features), with
+    the same domain statistics everywhere: only the domain id tells the samples apart."""
+    domains = s.num_domains
+    return EmbeddedBatch(
+        embeddings=torch.zeros(domains, s.num_features, s.embedding_dim),
+        domain=torch.arange(domains),
+        domain_stats=torch.zeros(domains, s.num_domain_stats),
+        dense=torch.zeros(domains, s.num_dense),
+    )
+
+
+@pytest.mark.parametrize("architecture", ARCHITECTURES)
+def test_a_fresh_model_predicts_differently_per_domain_for_unseen_ids(architecture):
+    s = shape()
+    model = build_model(dataclasses.replace(CONFIG, architecture=architecture, domain_side_to_towers=True), s)
+    logits = model(unseen_ids_batch(s)).detach()
+    assert all(not torch.allclose(logits[0], logits[d]) for d in range(1, s.num_domains)), logits
+
+
+def test_without_the_domain_side_in_the_towers_pepnet_is_blind_to_the_domain_of_unseen_ids():
+    s = shape()
+    model = build_model(dataclasses.replace(CONFIG, domain_side_to_towers=False), s)
+    logits = model(unseen_ids_batch(s)).detach()
+    assert torch.equal(logits, logits[:1].expand_as(logits))  # E = 0: the EPNet gate multiplies nothing

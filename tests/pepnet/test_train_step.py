@@ -14,8 +14,10 @@ from pepnet.auc import auc
 from pepnet.config import ModelConfig
 from pepnet.model import build_model
 from pepnet.model_input import InputShape
+from pepnet.schema import FeatureSchema, TaskSpec
 from pepnet.train_step import TrainStep
 from stream.events.batching import SampleBatcher
+from stream.events.formats import Impression, JoinInfo, LabelledSample
 from tests.pepnet.model_fixtures import small_schema
 from tests.pepnet.sample_fixtures import synthetic_samples
 
@@ -99,3 +101,34 @@ def test_progressive_auc_rises_well_above_chance(architecture, bf16):
             labels.append(batch.labels[:, 0])
     assert predictions[0].dtype == np.float32 and all(p.dtype == torch.float32 for p in step.model.parameters())
     assert auc(np.concatenate(labels), np.concatenate(predictions)) > 0.8
+
+
+@pytest.mark.parametrize("architecture", ["pepnet", "epnet_only"])
+def test_a_fresh_model_learns_each_domains_rate_for_ids_it_never_saw(architecture):
+    """Ids only (no side feature): after a few batches, a user, item and author never seen before
+    get a prediction per domain that follows the domain's click rate."""
+    schema = FeatureSchema(tasks=[TaskSpec("click")], domains=["low", "mid", "high"])
+    rates = {"low": 0.1, "mid": 0.35, "high": 0.7}
+    rng = np.random.default_rng(0)
+
+    def samples(n: int, first_id: int) -> list[LabelledSample]:
+        out = []
+        for i in range(n):
+            domain = schema.domains[i % 3]
+            user, item, author = (first_id + int(v) for v in rng.integers(500, size=3))
+            impression = Impression(f"i{first_id + i}", user, item, author, domain, 1_700_000_000_000 + i, {}, {})
+            label = {"click": int(rng.random() < rates[domain])}
+            out.append(LabelledSample(f"s{first_id + i}", impression, label, JoinInfo(window_ms=1000)))
+        return out
+
+    config = dataclasses.replace(CONFIG, architecture=architecture, domain_side_to_towers=True)
+    table = EmbeddingTable(TableConfig(dim=DIM, budget_bytes=4 << 20), seed=0)
+    step = TrainStep(build_model(config, InputShape.from_schema(schema, DIM)), table, schema, config)
+    batcher = SampleBatcher(schema)
+    for b in range(40):
+        step.step(batcher.build(samples(256, 1000 * b)))
+    unseen = batcher.build(samples(3, 10_000_000))  # one per domain, ids the table never saw
+    assert (table.lookup(unseen.keys.ravel(), 0, train=False) == -1).all()
+    low, mid, high = step.score(unseen)[:, 0]
+    assert low < mid < high
+    assert high - low > 0.25, (low, mid, high)  # without the domain side in the towers: all equal
