@@ -21,7 +21,8 @@ import torch
 from pepnet.config import ARCHITECTURES
 from pepnet.embedding_lookup import EmbeddingLookup
 from stream.config.pipeline import load_config
-from stream.evaluation.progressive import build_train_step, simulated_batches
+from stream.evaluation.progressive import build_train_step
+from stream.evaluation.sources import SimulatedSource, fixed_size_batches
 
 WARMUP_BATCHES = 5
 
@@ -36,7 +37,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     config = load_config()
     total = (args.batches + WARMUP_BATCHES) * args.batch_size
-    batches = [b for b, _ in simulated_batches(config, total, args.batch_size)]
+    batches = [b.batch for b in fixed_size_batches(SimulatedSource(config, total).chunks(), args.batch_size)]
     warmup, timed = batches[:WARMUP_BATCHES], batches[WARMUP_BATCHES:]
     samples = sum(len(b) for b in timed)
     print(f"{samples:,} samples in {len(timed)} batches of {args.batch_size}, torch threads {args.threads}")
