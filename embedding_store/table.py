@@ -404,10 +404,16 @@ class EmbeddingTable:
         return capture_export(self, Path(model_dir), pass_index)
 
     @classmethod
-    def load_export(cls, model_dir: str | Path, up_to_pass: int | None = None) -> EmbeddingTable:
+    def load_export(
+        cls, model_dir: str | Path, up_to_pass: int | None = None, config: TableConfig | None = None
+    ) -> EmbeddingTable:
         """A table holding exactly the exported rows: newest snapshot, then its deltas in order
-        (only exports of passes <= ``up_to_pass`` when given, e.g. the pass a model pointer names)."""
-        return apply_export_chain(Path(model_dir), up_to_pass, cls)
+        (only exports of passes <= ``up_to_pass`` when given, e.g. the pass a model pointer names).
+
+        ``config`` (same ``dim``) replaces the exported table's settings, e.g. to train the rows on
+        under this run's budget and learning rate; ValueError if the rows do not fit its budget.
+        """
+        return apply_export_chain(Path(model_dir), up_to_pass, cls, config)
 
     def delete_keys(self, keys: np.ndarray) -> None:
         """Remove the rows of ``keys`` (absent keys are ignored); no eviction is counted."""
@@ -419,6 +425,11 @@ class EmbeddingTable:
         keys = rows["keys"]
         slots = self.index.find(keys)
         absent = slots < 0
+        if int(absent.sum()) > self.counters.free_count:
+            raise ValueError(
+                f"budget_bytes {self.config.budget_bytes} holds {self.capacity} rows, too few for the "
+                f"{len(self) + int(absent.sum())} exported rows"
+            )
         if absent.any():
             slots[absent] = self._allocate(keys[absent], 0)
         arrays = self.rows.as_dict()

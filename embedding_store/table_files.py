@@ -131,12 +131,18 @@ def capture_export(table: EmbeddingTable, model_dir: Path, pass_index: int) -> T
     return export
 
 
-def apply_export_chain(model_dir: Path, up_to_pass: int | None, table_class: type[Table]) -> Table:
+def apply_export_chain(
+    model_dir: Path, up_to_pass: int | None, table_class: type[Table], config: TableConfig | None = None
+) -> Table:
     """A new table holding exactly the exported rows: the newest snapshot (of passes <= ``up_to_pass``
-    when given), then its deltas in order, deletions before upserts."""
+    when given), then its deltas in order, deletions before upserts. ``config`` (same ``dim``)
+    replaces the exported settings."""
     chain = read_export_chain(model_dir, up_to_pass)
     header = chain[0].meta
-    table = table_class(table_config_from_dict(header["config"]), seed=int(header["seed"]))
+    exported = table_config_from_dict(header["config"])
+    if config is not None and config.dim != exported.dim:
+        raise ValueError(f"dim must be the exported rows' width {exported.dim}, got {config.dim}")
+    table = table_class(config or exported, seed=int(header["seed"]))
     for export_file in chain:
         table.delete_keys(export_file.arrays[DELETED_FIELD])
         table.upsert_rows({name: export_file.arrays[name] for name in ROW_FIELDS})

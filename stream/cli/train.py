@@ -20,11 +20,19 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--idle-timeout", type=float, default=0.0, help="stop after this many seconds without data")
     parser.add_argument("--run-dir", default=None, help="run directory (default: run_dir of the config)")
+    parser.add_argument(
+        "--init-from",
+        metavar="MODEL_DIR",
+        default=None,
+        help="warm start: begin from this exported model (dense weights + table) when the run has no "
+        "checkpoint yet; same as trainer.init_from (needed by model.preset paper-online)",
+    )
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace, config: PipelineConfig) -> int:
     """Run ``pepnet train``; returns the exit code."""
+    import dataclasses
     import math
 
     from stream.config.errors import UserError
@@ -35,6 +43,8 @@ def run(args: argparse.Namespace, config: PipelineConfig) -> int:
         raise UserError(f"--max-passes must be >= 0, got {args.max_passes}")
     if not (math.isfinite(args.idle_timeout) and args.idle_timeout >= 0):
         raise UserError(f"--idle-timeout must be >= 0 seconds (0 = never), got {args.idle_timeout}")
+    if args.init_from is not None:
+        config = dataclasses.replace(config, trainer=dataclasses.replace(config.trainer, init_from=args.init_from))
     paths = TrainerPaths.from_config(config, args.run_dir)
     trainer = IncrementalTrainer(config, paths)
     with stop_on_signals(trainer.stop) as signals:

@@ -35,6 +35,9 @@ class TrainerConfig:
     # Bit-for-bit reproducible training: torch deterministic algorithms on one thread.
     deterministic: bool = False
     keep_exports: int = 5  # pass directories kept in model_dir (the table chain prunes itself)
+    # Warm start: an exported model directory (its LATEST pass: dense weights + table) that a run
+    # without a checkpoint starts from; empty = random weights and an empty table.
+    init_from: str = ""
 
     def __post_init__(self) -> None:
         positive = ("pass_samples", "batch_size", "checkpoint_base_every_passes", "keep_exports", "consume_messages",

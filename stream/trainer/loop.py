@@ -54,6 +54,7 @@ from stream.trainer.progressive_validation import progressive_metrics
 from stream.trainer.run_directory import MANIFESTS_DIR, RunDirectories, TrainerPaths, check_model_dir
 from stream.trainer.sample_reader import ReaderSettings, SampleReader, partition_offsets
 from stream.trainer.training_model import TrainingModel
+from stream.trainer.warm_start import continue_offsets, load_warm_model
 
 log = logging.getLogger(__name__)
 
@@ -121,6 +122,13 @@ class IncrementalTrainer:
         trainer = self.config.trainer
         latest = self.store.latest_restorable()
         self._base_pass = None
+        if latest is None and trainer.init_from:
+            self.model, files = load_warm_model(
+                trainer.init_from, self.schema, self.config.model, self.config.embedding_store
+            )
+            offsets = continue_offsets(files, self.topic)
+            log.info("warm start from %s; %s offsets: %s", files.path, self.topic, offsets or "from the start")
+            return 0, offsets, DedupWindow(trainer.dedup_passes), None
         if latest is None:
             check_model_dir(self.paths)
             self.model = TrainingModel.fresh(self.schema, self.config.model, self.config.embedding_store)

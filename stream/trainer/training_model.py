@@ -57,7 +57,14 @@ class TrainingModel:
 
     @classmethod
     def fresh(cls, schema: FeatureSchema, model_config: ModelConfig, table_config: TableConfig) -> TrainingModel:
-        """A new model: random dense weights and an empty embedding table."""
+        """A new model: random dense weights and an empty embedding table (UserError for the preset
+        ``paper-online``, whose learning rate is meant for continuing a trained model)."""
+        if model_config.preset == "paper-online":
+            raise UserError(
+                "model.preset paper-online fine-tunes a trained model (Adam lr 5e-6) and learns next to nothing "
+                "from random weights; pass --init-from MODEL_DIR (trainer.init_from: an exported model) "
+                "or use model.preset cold-start"
+            )
         return cls(schema, model_config, new_table(table_config))
 
     # ------------------------------------------------------------------ dense state

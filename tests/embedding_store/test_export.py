@@ -64,6 +64,20 @@ def test_load_up_to_a_pass(tmp_path):
         EmbeddingTable.load_export(tmp_path, up_to_pass=-1)
 
 
+def test_load_export_with_another_config_keeps_the_rows_and_takes_the_settings(tmp_path):
+    table = EmbeddingTable(small_config(), seed=3)
+    _train_one_pass(table, np.random.default_rng(4), 0)
+    table.export(tmp_path, 0)
+    bigger = small_config(budget_bytes=64 * 1024, learning_rate=0.01)
+    loaded = EmbeddingTable.load_export(tmp_path, config=bigger)
+    assert_same_rows(table, loaded)
+    assert loaded.config == bigger and loaded.capacity > table.capacity
+    with pytest.raises(ValueError, match="^dim must be the exported rows' width 4, got 8"):
+        EmbeddingTable.load_export(tmp_path, config=small_config(dim=8))
+    with pytest.raises(ValueError, match="too few for the"):
+        EmbeddingTable.load_export(tmp_path, config=small_config(budget_bytes=4 * 1024))
+
+
 def test_snapshot_every_k_passes_and_pruning(tmp_path):
     table = EmbeddingTable(small_config(snapshot_every_passes=3, keep_snapshots=2, deletion_log_fraction=1.0))
     rng = np.random.default_rng(1)
