@@ -29,7 +29,8 @@ import sys
 import tempfile
 import time
 import uuid
-from contextlib import ExitStack
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -67,6 +68,39 @@ def free_ports(count: int) -> list[int]:
         return [s.getsockname()[1] for s in sockets]
 
 
+@contextmanager
+def broker_for(bootstrap: str, work: Path) -> Iterator[str]:
+    """``bootstrap`` if given, else a local broker on free ports under ``work`` (stopped on exit)."""
+    if bootstrap:
+        yield bootstrap
+        return
+    from stream.kafka.broker import LocalBroker
+    from stream.kafka.config import LocalBrokerConfig
+
+    port, controller = free_ports(2)
+    broker = LocalBroker(LocalBrokerConfig(port=port, controller_port=controller, data_dir=str(work / "kafka")))
+    try:
+        yield broker.up().state.bootstrap
+    finally:
+        broker.down()
+
+
+def in_scratch_dir(
+    args: argparse.Namespace, prefix: str, body: Callable[[argparse.Namespace, Path, PipelineConfig, int], int]
+) -> int:
+    """``body(args, work, config, produced)`` with torch on ``args.threads`` threads, in a temporary directory
+    (removed afterwards), with a broker (see :func:`broker_for`) and a new samples topic holding
+    ``args.samples`` simulated samples (see :func:`simulated_topic`); returns its exit code."""
+    torch.set_num_threads(args.threads)
+    work = Path(tempfile.mkdtemp(prefix=prefix))
+    try:
+        with broker_for(args.bootstrap, work) as servers:
+            config, produced = simulated_topic(servers, work, args.samples, args.pass_samples, args.threads)
+            return body(args, work, config, produced)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
 def bench_config(bootstrap: str, work: Path, pass_samples: int, threads: int) -> PipelineConfig:
     prefix = f"bench.{uuid.uuid4().hex[:8]}"
     topics = {"samples": {"name": f"{prefix}.samples", "settings": {"retention.ms": "-1"}}}
@@ -90,6 +124,17 @@ def with_table_rows(config: PipelineConfig, rows: int, run_dir: Path) -> Pipelin
         budget += max(1, budget // 1000)
     table = dataclasses.replace(table, budget_bytes=budget)
     return dataclasses.replace(config, embedding_store=table, run_dir=str(run_dir))
+
+
+def simulated_topic(
+    bootstrap: str, work: Path, samples: int, pass_samples: int, threads: int
+) -> tuple[PipelineConfig, int]:
+    """A benchmark config whose new samples topic holds ``samples`` simulated samples (and that count)."""
+    config = bench_config(bootstrap, work, pass_samples, threads)
+    create_topics(config.kafka)
+    simulator = EventSimulator(config.simulator, config.schema)
+    labelled = (s for s, _ in simulator.labelled_samples(samples, config.joiner.window_ms))
+    return config, produce_samples(config.kafka, config.kafka.topics.samples.name, labelled)
 
 
 def read_all_chunks(config: PipelineConfig, decoder: ChunkDecoder) -> list[DecodedChunk]:
@@ -277,43 +322,27 @@ def main() -> int:
         import logging
 
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    torch.set_num_threads(args.threads)
-    work = Path(tempfile.mkdtemp(prefix="bench-trainer-"))
-    broker = None
-    try:
-        bootstrap = args.bootstrap
-        if not bootstrap:
-            from stream.kafka.broker import LocalBroker
-            from stream.kafka.config import LocalBrokerConfig
+    return in_scratch_dir(args, "bench-trainer-", run_benchmark)
 
-            port, controller = free_ports(2)
-            broker = LocalBroker(LocalBrokerConfig(port=port, controller_port=controller, data_dir=str(work / "kafka")))
-            bootstrap = broker.up().state.bootstrap
-        config = bench_config(bootstrap, work, args.pass_samples, args.threads)
-        create_topics(config.kafka)
-        simulator = EventSimulator(config.simulator, config.schema)
-        samples = [s for s, _ in simulator.labelled_samples(args.samples, config.joiner.window_ms)]
-        produce_samples(config.kafka, config.kafka.topics.samples.name, samples)
-        print(f"{len(samples)} samples in {config.kafka.topics.samples.name}, passes of {args.pass_samples}, "
-              f"batch {config.trainer.batch_size}, {args.threads} torch thread(s)")  # fmt: skip
 
-        chunks = read_all_chunks(config, ChunkDecoder(SampleBatcher(config.schema)))
-        warm_up(config, chunks)
-        e2e = []
-        for rows in [int(r) for r in args.table_rows.split(",")]:
-            sized = with_table_rows(config, rows, work / f"run-{rows}")
-            print(f"\n--- table of {rows:,} rows ({sized.embedding_store.budget_bytes / 2**20:,.0f} MiB budget)")
-            e2e.append(measure_size(sized, chunks))
-        naive_samples, naive_seconds = naive(config, args.naive_samples)
-        slow = naive_samples / naive_seconds
-        print(f"\nnaive loop (poll per message, json per message, dict embeddings): {naive_samples} samples "
-              f"in {naive_seconds:.1f} s = {slow:,.0f} samples/s")
-        print(f"ratio end-to-end (first table) / naive = {e2e[0] / slow:.1f}x")
-        return 0
-    finally:
-        if broker is not None:
-            broker.down()
-        shutil.rmtree(work, ignore_errors=True)
+def run_benchmark(args: argparse.Namespace, work: Path, config: PipelineConfig, produced: int) -> int:
+    """End to end per table size, and the naive loop, on the samples topic of ``config``; prints the figures."""
+    print(f"{produced} samples in {config.kafka.topics.samples.name}, passes of {args.pass_samples}, "
+          f"batch {config.trainer.batch_size}, {args.threads} torch thread(s)")  # fmt: skip
+
+    chunks = read_all_chunks(config, ChunkDecoder(SampleBatcher(config.schema)))
+    warm_up(config, chunks)
+    e2e = []
+    for rows in [int(r) for r in args.table_rows.split(",")]:
+        sized = with_table_rows(config, rows, work / f"run-{rows}")
+        print(f"\n--- table of {rows:,} rows ({sized.embedding_store.budget_bytes / 2**20:,.0f} MiB budget)")
+        e2e.append(measure_size(sized, chunks))
+    naive_samples, naive_seconds = naive(config, args.naive_samples)
+    slow = naive_samples / naive_seconds
+    print(f"\nnaive loop (poll per message, json per message, dict embeddings): {naive_samples} samples "
+          f"in {naive_seconds:.1f} s = {slow:,.0f} samples/s")
+    print(f"ratio end-to-end (first table) / naive = {e2e[0] / slow:.1f}x")
+    return 0
 
 
 if __name__ == "__main__":
