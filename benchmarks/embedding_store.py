@@ -21,6 +21,7 @@ from pathlib import Path
 sys.path[:] = [entry for entry in sys.path if Path(entry or ".").resolve() != Path(__file__).resolve().parent]
 
 import numpy as np  # noqa: E402
+import torch  # noqa: E402
 
 from embedding_store import EmbeddingTable, TableConfig, feature_keys  # noqa: E402
 from embedding_store.layout import TableLayout  # noqa: E402
@@ -152,7 +153,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=10_000_000)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (the de-duplication uses torch)")
     args = parser.parse_args()
+    torch.set_num_threads(args.threads)  # as in the trainer (model.num_threads); 2 spin on a shared machine
     results = run(args.rows, args.repeats)
     print(f"{'figure':34s} {'table':>14s} {'baseline':>14s} {'ratio':>8s}  target")
     all_met = True

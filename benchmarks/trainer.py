@@ -6,7 +6,8 @@ For each table size of ``--table-rows`` (default a 100k-row and a 5M-row table, 
    reader thread, pass assembly, progressive validation, training, end_pass, export, incremental
    checkpoint captured at the pass end and written by a background thread).
 2. ceiling: the same passes (same batches, same order) trained from memory: validation, training
-   and end_pass only, no Kafka, no decoding, no export or checkpoint.
+   and end_pass only, no Kafka, no decoding, no export or checkpoint; measured before and after
+   the end-to-end run, the baseline is their mean (the load of a shared machine drifts).
 
 and once: 3. naive: what a user might write: ``poll()`` one message at a time, ``json.loads`` per
 message, embeddings in a Python dict, the same dense network and optimizer, per-key SGD on the dict.
@@ -264,8 +265,10 @@ def naive(config: PipelineConfig, limit: int) -> tuple[int, float]:
 
 
 def measure_size(config: PipelineConfig, chunks: list[DecodedChunk]) -> float:
-    """End to end, then the ceiling, on one table size; prints the figures and ratios, returns
-    the end-to-end samples/s."""
+    """The ceiling, end to end, the ceiling again (their mean is the baseline: on a shared machine
+    the load drifts during a run) on one table size; prints the figures and ratios, returns the
+    end-to-end samples/s."""
+    before = ceiling(config, chunks)
     trainer = IncrementalTrainer(config, TrainerPaths.from_config(config, config.run_dir))
     pass_ends: list[float] = []
     start = time.perf_counter()
@@ -276,9 +279,10 @@ def measure_size(config: PipelineConfig, chunks: list[DecodedChunk]) -> float:
     e2e = e2e_samples / e2e_seconds
     # After the first pass: the reader fills the next pass while the current one trains.
     steady = sum(r.samples for r in summary.passes[1:]) / (pass_ends[-1] - pass_ends[0])
-    per_pass = ceiling(config, chunks)
-    ceil = sum(n for n, _ in per_pass) / sum(t for _, t in per_pass)
-    ceil_steady = sum(n for n, _ in per_pass[1:]) / sum(t for _, t in per_pass[1:])
+    after = ceiling(config, chunks)
+    ceil = sum(n for n, _ in before + after) / sum(t for _, t in before + after)
+    ceil_steady = sum(n for n, _ in before[1:] + after[1:]) / sum(t for _, t in before[1:] + after[1:])
+    spread = [sum(n for n, _ in c) / sum(t for _, t in c) for c in (before, after)]
     # Wall time of each pass: between pass ends (the first: its own duration, reading excluded).
     walls = np.array([summary.passes[0].duration_s, *np.diff(pass_ends)])
     persist = np.array([[t.export_s, t.capture_s, t.wait_s] for t in summary.persist])
@@ -289,8 +293,8 @@ def measure_size(config: PipelineConfig, chunks: list[DecodedChunk]) -> float:
           f"{e2e_seconds:.1f} s = {e2e:,.0f} samples/s; after the first pass {steady:,.0f} samples/s")
     print(f"  (first pass started after {pass_ends[0] - start - summary.passes[0].duration_s:.1f} s: "
           f"its {summary.passes[0].samples} samples had to be read and decoded first)")
-    print(f"compute ceiling (same passes from memory: validate, train, end_pass): {ceil:,.0f} samples/s; "
-          f"after the first pass {ceil_steady:,.0f} samples/s")
+    print(f"compute ceiling (same passes from memory: validate, train, end_pass): {ceil:,.0f} samples/s "
+          f"(before {spread[0]:,.0f}, after {spread[1]:,.0f}); after the first pass {ceil_steady:,.0f} samples/s")
     print(f"ratio end-to-end / ceiling = {e2e / ceil:.2f} whole run, {steady / ceil_steady:.2f} after the first pass")
     share = persist.sum(axis=1) / walls
     export_ms, capture_ms, wait_ms = 1e3 * persist.mean(axis=0)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -27,7 +28,7 @@ from prometheus_client import CollectorRegistry
 
 from embedding_store.stats import TableStats
 from embedding_store.table import EmbeddingTable
-from monitoring.run_log import PassRecord, append_pass_record, read_pass_records
+from monitoring.run_log import PassRecord, append_pass_record, passes_path, read_pass_records
 from monitoring.server import MetricsServer, start_metrics_server
 from monitoring.table_metrics import TableMetrics
 from monitoring.trainer_metrics import TrainerMetrics
@@ -57,6 +58,8 @@ from stream.trainer.training_model import TrainingModel
 from stream.trainer.warm_start import continue_offsets, load_warm_model
 
 log = logging.getLogger(__name__)
+
+GIL_SWITCH_INTERVAL_S = 0.0005  # the trainer retakes the GIL after every torch op: 5 ms waits were long
 
 
 @dataclass
@@ -134,8 +137,7 @@ class IncrementalTrainer:
             self.model = TrainingModel.fresh(self.schema, self.config.model, self.config.embedding_store)
             return 0, {}, DedupWindow(trainer.dedup_passes), None
         pass_index, chain = latest
-        path = chain[-1]
-        state = json.loads((path / STATE_FILE).read_text(encoding="utf-8"))
+        state = json.loads(((path := chain[-1]) / STATE_FILE).read_text(encoding="utf-8"))
         if state["topic"] != self.topic:
             raise UserError(
                 f"checkpoint {path} was trained on topic {state['topic']}, not {self.topic}; "
@@ -154,11 +156,8 @@ class IncrementalTrainer:
 
     def _ensure_logged(self, record: PassRecord) -> None:
         """A crash between checkpoint and run-log append loses the line: write it now."""
-        try:
-            logged = {r.pass_index for r in read_pass_records(self.paths.run_dir)}
-        except FileNotFoundError:
-            logged = set()
-        if record.pass_index not in logged:
+        logged = passes_path(self.paths.run_dir).is_file() and read_pass_records(self.paths.run_dir)
+        if record.pass_index not in {r.pass_index for r in logged or []}:
             append_pass_record(self.paths.run_dir, record)
 
     # ------------------------------------------------------------------ run
@@ -166,9 +165,12 @@ class IncrementalTrainer:
         """Train passes until a stop condition of ``options`` holds.
 
         With ``trainer.deterministic`` torch runs deterministic algorithms on one thread for the
-        run (restored afterwards, so an embedding process keeps its own settings).
+        run (restored afterwards, so an embedding process keeps its own settings), and so is the
+        shorter GIL switch interval (see benchmarks/README.md, trainer).
         """
         deterministic, threads = torch.are_deterministic_algorithms_enabled(), torch.get_num_threads()
+        switch_interval = sys.getswitchinterval()
+        sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
         if self.config.trainer.deterministic:
             torch.use_deterministic_algorithms(True)
             torch.set_num_threads(1)
@@ -182,6 +184,7 @@ class IncrementalTrainer:
             directories.release()
             torch.use_deterministic_algorithms(deterministic)
             torch.set_num_threads(threads)
+            sys.setswitchinterval(switch_interval)
 
     def _run(self, options: RunOptions) -> RunSummary:
         trainer = self.config.trainer
