@@ -1,5 +1,6 @@
-# One image for the pipeline's processes (`pepnet worker`, `pepnet train`, `pepnet topics create`...).
-# The broker is not in it: docker-compose.yml runs the official apache/kafka image.
+# One image for the pipeline's processes (`pepnet worker`, `pepnet train`, `pepnet simulate`,
+# `pepnet topics create`...). The broker is not in it: docker-compose.yml runs the official
+# apache/kafka image.
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -9,20 +10,25 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 WORKDIR /app
 
-# Dependencies first, so that a code change does not reinstall torch.
-COPY pyproject.toml README.md ./
-RUN mkdir -p stream pepnet embedding_store monitoring \
-    && touch stream/__init__.py pepnet/__init__.py embedding_store/__init__.py monitoring/__init__.py \
-    && pip install -e . \
-    && rm -rf stream pepnet embedding_store monitoring
+# Dependencies first, so that a code change does not reinstall torch. torch comes from PyTorch's
+# CPU-only wheel index: PyPI's default Linux build bundles the CUDA libraries (several GB) that a
+# CPU trainer never loads.
+COPY pyproject.toml ./
+RUN pip install --index-url https://download.pytorch.org/whl/cpu "torch>=2.2" \
+    && python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" \
+       > /tmp/requirements.txt \
+    && pip install -r /tmp/requirements.txt \
+    && rm /tmp/requirements.txt
 
-# Editable install: config/default.yaml and data/ are found next to the packages.
-COPY config ./config
-COPY data ./data
+# A regular (not editable) install: the default config, the KuaiRand-Pure population and the
+# broker files are package data inside the installed wheel.
+COPY README.md ./
 COPY stream ./stream
 COPY pepnet ./pepnet
 COPY embedding_store ./embedding_store
 COPY monitoring ./monitoring
+RUN pip install --no-deps . \
+    && rm -rf build *.egg-info stream pepnet embedding_store monitoring
 
 RUN useradd --create-home --uid 10001 pepnet && mkdir -p /app/runs && chown pepnet /app/runs
 USER pepnet

@@ -36,7 +36,7 @@ def resolved() -> dict:
 
 def test_services_and_their_images(resolved):
     services = resolved["services"]
-    assert set(services) == {"kafka", "topics", "worker", "trainer", "prometheus", "grafana"}
+    assert set(services) == {"kafka", "topics", "simulator", "worker", "trainer", "prometheus", "grafana"}
     assert services["kafka"]["image"].startswith("apache/kafka:")
     assert services["prometheus"]["image"].startswith("prom/prometheus:")
     assert services["grafana"]["image"].startswith("grafana/grafana:")
@@ -53,7 +53,8 @@ def test_kafka_runs_in_kraft_mode_with_a_valid_cluster_id(resolved):
 
 def test_pipeline_services_share_one_image_and_reach_the_compose_broker(resolved):
     services = resolved["services"]
-    for name, command in (("worker", ["worker"]), ("trainer", ["train"]), ("topics", ["topics", "create"])):
+    for name, command in (("worker", ["worker"]), ("trainer", ["train"]), ("topics", ["topics", "create"]),
+                          ("simulator", ["simulate", "--rate", "200", "--no-progress"])):  # fmt: skip
         service = services[name]
         assert service["command"] == command
         assert Path(service["build"]["context"]) == REPO_ROOT
@@ -81,6 +82,12 @@ def test_published_ports_bind_loopback_only(resolved):
         assert text.startswith("127.0.0.1:"), port
 
 
+def test_dockerfile_installs_a_cpu_torch_and_no_editable_package():
+    text = (REPO_ROOT / "Dockerfile").read_text()
+    assert "--index-url https://download.pytorch.org/whl/cpu" in text
+    assert "pip install -e" not in text
+
+
 def test_dockerfile_copies_only_paths_that_exist():
     for line in (REPO_ROOT / "Dockerfile").read_text().splitlines():
         if line.startswith("COPY "):
@@ -92,7 +99,7 @@ def test_every_compose_command_is_a_pepnet_subcommand(resolved):
     from stream.cli.main import build_parser
 
     parser = build_parser()
-    for name in ("topics", "worker", "trainer"):
+    for name in ("topics", "simulator", "worker", "trainer"):
         command = resolved["services"][name]["command"]
         with pytest.raises(SystemExit) as exited:
             parser.parse_args([*command, "--help"])

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
-from stream.config.pipeline import PipelineConfig
+if TYPE_CHECKING:
+    from stream.config.pipeline import PipelineConfig
+
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``demo`` subcommand to ``subparsers``."""
-    from stream.demo.pipeline import DemoSettings
+    from stream.demo.settings import DemoSettings
 
     defaults = DemoSettings()
     parser = subparsers.add_parser(
@@ -28,7 +31,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace, config: PipelineConfig) -> int:
     """Run ``pepnet demo``; returns the exit code."""
     from stream.config.errors import UserError
-    from stream.demo.pipeline import DemoSettings, pass_table, run_demo
+    from stream.demo.pipeline import pass_table, run_demo
+    from stream.demo.settings import DemoSettings
 
     for option, value in (("--impressions", args.impressions), ("--passes", args.passes),
                           ("--pass-samples", args.pass_samples)):  # fmt: skip

@@ -8,7 +8,9 @@ from typing import TYPE_CHECKING
 from pepnet.config import ARCHITECTURES
 from stream.cli.replay import add_range_arguments, range_from_args
 from stream.config.errors import UserError
-from stream.config.pipeline import PipelineConfig
+
+if TYPE_CHECKING:
+    from stream.config.pipeline import PipelineConfig
 
 if TYPE_CHECKING:
     from stream.evaluation.sources import BatchSource

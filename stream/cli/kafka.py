@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import argparse
 import time
+from typing import TYPE_CHECKING
 
-from stream.config.pipeline import PipelineConfig
-from stream.kafka.broker import LocalBroker
-from stream.kafka.broker_jars import ensure_broker_jars
-from stream.kafka.clients import check_reachable
+if TYPE_CHECKING:
+    from stream.config.pipeline import PipelineConfig
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -28,6 +27,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace, config: PipelineConfig) -> int:
+    from stream.kafka.broker import LocalBroker
+    from stream.kafka.broker_jars import ensure_broker_jars
+
     kafka = config.kafka
     if args.action == "fetch":
         jars = ensure_broker_jars(kafka.local_broker.jars_dir, kafka.local_broker.maven)
@@ -79,6 +81,8 @@ def run(args: argparse.Namespace, config: PipelineConfig) -> int:
 
 def _external(action: str, config: PipelineConfig) -> int:
     """kafka.bootstrap names an existing cluster: never start or stop anything, only check it."""
+    from stream.kafka.clients import check_reachable
+
     bootstrap = config.kafka.bootstrap_servers
     if action == "down":
         print(f"kafka.bootstrap is {bootstrap}: an external cluster, nothing to stop")

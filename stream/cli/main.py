@@ -54,7 +54,7 @@ def _add_common_options(parser: argparse.ArgumentParser, defaults: bool) -> None
         "--config",
         metavar="PATH",
         default=None if defaults else argparse.SUPPRESS,
-        help="YAML file merged over config/default.yaml",
+        help="YAML file of the keys to change, merged over the defaults (stream/config/default.yaml)",
     )
     group.add_argument(
         "--log-level",

@@ -5,9 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
-from stream.config.pipeline import PipelineConfig
-
 if TYPE_CHECKING:  # keep --help fast: the replay module pulls in Kafka and torch
+    from stream.config.pipeline import PipelineConfig
     from stream.trainer.replay import ReplayRange
 
 

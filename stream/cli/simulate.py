@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
 from stream.config.errors import UserError
-from stream.config.pipeline import PipelineConfig
+
+if TYPE_CHECKING:
+    from stream.config.pipeline import PipelineConfig
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -15,7 +18,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         description=(
             "Draws impressions and actions from the seeded simulator (simulator.*) over the real "
             "KuaiRand-Pure population and produces them to kafka.topics.impressions / actions, keyed by "
-            "user id. Stops after --impressions or --duration, whichever comes first."
+            "user id. Stops after --impressions or --duration, whichever comes first; with --rate alone it "
+            "runs until stopped (the docker-compose simulator service)."
         ),
     )
     parser.add_argument("--impressions", type=int, default=None, metavar="N", help="impressions to publish")
@@ -58,8 +62,8 @@ def run(args: argparse.Namespace, config: PipelineConfig) -> int:
     from stream.simulator.generator import EventSimulator
     from stream.simulator.publisher import PublishOptions, publish_simulation
 
-    if args.impressions is None and args.duration is None:
-        raise UserError("give --impressions N or --duration S (how much to simulate)")
+    if args.impressions is None and args.duration is None and args.rate is None:
+        raise UserError("give --impressions N, --duration S or --rate EVENTS_PER_S (then it runs until stopped)")
     if args.oracle and args.impressions is None:
         raise UserError("--oracle needs --impressions (the oracle file covers a fixed number of impressions)")
     if args.samples_file and (args.impressions is None or args.duration is not None or args.rate is not None):

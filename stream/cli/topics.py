@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
-from stream.config.pipeline import PipelineConfig
-from stream.kafka.topics import create_topics, describe_topics
+if TYPE_CHECKING:
+    from stream.config.pipeline import PipelineConfig
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -20,6 +21,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace, config: PipelineConfig) -> int:
+    from stream.kafka.topics import create_topics, describe_topics
+
     if args.action == "create":
         for outcome in create_topics(config.kafka):
             what = "created" if outcome.created else "exists"

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
-from stream.config.pipeline import PipelineConfig, replace_section
+if TYPE_CHECKING:
+    from stream.config.pipeline import PipelineConfig
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -38,6 +40,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace, config: PipelineConfig) -> int:
+    from stream.config.pipeline import replace_section
     from stream.joiner.worker import run_worker  # torch is slow to import; keep --help fast
 
     options = (("app_id", args.app_id), ("output", args.output), ("engine", args.engine))

@@ -127,7 +127,7 @@ def load_yaml(path: str | os.PathLike[str]) -> dict[str, Any]:
         with open(path, encoding="utf-8") as f:
             data = yaml.safe_load(f)
     except FileNotFoundError:
-        raise ConfigError(f"config file {path} not found; pass --config PATH or use config/default.yaml") from None
+        raise ConfigError(f"config file {path} not found; --config takes a YAML file of the keys to change") from None
     except (OSError, UnicodeDecodeError) as e:
         reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
         raise ConfigError(f"config file {path}: cannot read it ({reason}); --config takes a YAML file") from None

@@ -1,8 +1,9 @@
 """The pipeline configuration: one YAML file validated at start-up into typed dataclasses.
 
-``load_config()`` reads ``config/default.yaml`` (or the given file, merged over the defaults),
-applies ``PEPNET_*`` environment overrides and returns a :class:`PipelineConfig`. Any problem
-raises :class:`ConfigError` with one line that names the key, the value and what is expected.
+``load_config()`` reads the defaults (``stream/config/default.yaml``, package data), merges the
+given file over them, applies ``PEPNET_*`` environment overrides and returns a
+:class:`PipelineConfig`. Any problem raises :class:`ConfigError` with one line that names the key,
+the value and what is expected.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import dataclasses
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -25,10 +27,11 @@ from stream.serving.config import ServingConfig
 from stream.simulator.config import SimulatorConfig
 from stream.trainer.config import TrainerConfig
 
-__all__ = ["ConfigError", "PipelineConfig", "load_config", "DEFAULT_CONFIG_PATH", "PROJECT_ROOT"]
+__all__ = ["ConfigError", "PipelineConfig", "load_config", "DEFAULT_CONFIG_PATH"]
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_CONFIG_PATH = PROJECT_ROOT / "config" / "default.yaml"
+# Package data, read with importlib.resources: present in the wheel as in a checkout. A plain path,
+# since pip installs packages unzipped.
+DEFAULT_CONFIG_PATH = Path(str(resources.files("stream.config") / "default.yaml"))
 
 
 @dataclass

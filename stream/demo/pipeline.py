@@ -19,25 +19,13 @@ from pathlib import Path
 
 from monitoring.run_log import PassRecord
 from stream.config.errors import UserError
-from stream.config.pipeline import PROJECT_ROOT, PipelineConfig, load_config
+from stream.config.pipeline import PipelineConfig, load_config
+from stream.demo.settings import DemoSettings
 from stream.kafka.config import TopicsConfig
-from stream.trainer.loop import IncrementalTrainer, RunOptions, TrainerPaths
 
 # Event-time join window of the demo: 200 simulated impressions/s close a window every ~30 s.
 DEMO_WINDOW_MS = 30_000
 DEMO_GRACE_MS = 5_000
-
-
-@dataclass
-class DemoSettings:
-    """Sizes of the demo (defaults take ~2-3 minutes here)."""
-
-    impressions: int = 90_000
-    passes: int = 14
-    pass_samples: int = 5_000
-    run_dir: str = ""  # empty = runs/demo-<unix time>
-    keep_broker: bool = False
-    idle_timeout_s: float = 90.0
 
 
 @dataclass
@@ -81,6 +69,7 @@ def run_demo(config_path: str | None, settings: DemoSettings, say: Callable[[str
     from stream.kafka.topics import create_topics
     from stream.simulator.generator import EventSimulator
     from stream.simulator.publisher import PublishOptions, publish_simulation
+    from stream.trainer.loop import IncrementalTrainer, RunOptions, TrainerPaths
 
     base = load_config(config_path)
     stamp = str(int(time.time()))
@@ -93,7 +82,7 @@ def run_demo(config_path: str | None, settings: DemoSettings, say: Callable[[str
         say(f"broker: {start.state.bootstrap} ({'reused' if start.reused else 'started'})")
     overrides = demo_overrides(stamp, base.kafka.bootstrap_servers)
     overrides["trainer"] = {"pass_samples": settings.pass_samples}
-    run_dir = Path(settings.run_dir or PROJECT_ROOT / "runs" / f"demo-{stamp}")
+    run_dir = Path(settings.run_dir or Path("runs") / f"demo-{stamp}")
     overrides["run_dir"] = str(run_dir)
     config = load_config(config_path, overrides=overrides)
     create_topics(config.kafka)
@@ -102,8 +91,7 @@ def run_demo(config_path: str | None, settings: DemoSettings, say: Callable[[str
     command = [sys.executable, "-m", "stream.cli.main", "worker", "--log-level", "WARNING"]
     if config_path:
         command += ["--config", str(config_path)]
-    worker = subprocess.Popen(command, cwd=PROJECT_ROOT, env=worker_environment(config), stdout=worker_log,
-                              stderr=subprocess.STDOUT)  # fmt: skip
+    worker = subprocess.Popen(command, env=worker_environment(config), stdout=worker_log, stderr=subprocess.STDOUT)
     try:
         say(f"worker: pid {worker.pid}, log {run_dir / 'worker.log'}")
         simulator = EventSimulator(config.simulator, config.schema)

@@ -1,7 +1,7 @@
 """The Apache Kafka broker's jars, fetched once from Maven Central with Maven and cached.
 
-The pom (``deploy/kafka/pom.xml``) names the broker and its log4j2 binding; Maven copies their
-runtime jars into a directory keyed by the pom's digest, so a new pom fetches anew and an
+The pom (``stream/kafka/broker_files/pom.xml``, package data) names the broker and its log4j2
+binding; Maven copies their runtime jars into a directory keyed by the pom's digest, so a new pom fetches anew and an
 unchanged one is reused without any network access.
 """
 
@@ -13,13 +13,16 @@ import shutil
 import subprocess
 import time
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 
 from stream.config.errors import UserError
 
-DEPLOY_DIR = Path(__file__).resolve().parents[2] / "deploy" / "kafka"
-POM_PATH = DEPLOY_DIR / "pom.xml"
-LOG4J_CONFIG_PATH = DEPLOY_DIR / "log4j2.properties"
+# Package data (plain paths: pip installs packages unzipped). Maven runs on a copy of the pom, so
+# the installed package may be read-only.
+BROKER_FILES = Path(str(resources.files("stream.kafka") / "broker_files"))
+POM_PATH = BROKER_FILES / "pom.xml"
+LOG4J_CONFIG_PATH = BROKER_FILES / "log4j2.properties"
 _COMPLETE_MARKER = ".complete"
 
 
@@ -53,7 +56,7 @@ def ensure_broker_jars(jars_dir: str = "", maven: str = "mvn", pom_path: Path = 
     directory = Path(jars_dir).expanduser() if jars_dir else default_jars_dir(pom_path)
     if (directory / _COMPLETE_MARKER).exists():
         return BrokerJars(directory, fetched=False, fetch_seconds=0.0)
-    _read_pom(pom_path)
+    pom = _read_pom(pom_path)
     if shutil.which(maven) is None:
         raise UserError(
             f"Maven ({maven}) is needed once to fetch the Kafka broker jars but is not installed; "
@@ -63,13 +66,17 @@ def ensure_broker_jars(jars_dir: str = "", maven: str = "mvn", pom_path: Path = 
     partial = directory.parent / f"{directory.name}.partial-{os.getpid()}"
     shutil.rmtree(partial, ignore_errors=True)
     log_path = directory.parent / f"{directory.name}.maven.log"
+    project = directory.parent / f"{directory.name}.pom-{os.getpid()}"
+    project.mkdir(exist_ok=True)
+    (project / "pom.xml").write_bytes(pom)
     command = [
-        maven, "-q", "-B", "-f", str(pom_path), "dependency:copy-dependencies",
+        maven, "-q", "-B", "-f", str(project / "pom.xml"), "dependency:copy-dependencies",
         "-DincludeScope=runtime", f"-DoutputDirectory={partial}",
     ]  # fmt: skip
     start = time.monotonic()
     with open(log_path, "wb") as log:
         result = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    shutil.rmtree(project, ignore_errors=True)
     seconds = time.monotonic() - start
     if result.returncode != 0 or not any(partial.glob("kafka_2.13-*.jar")):
         shutil.rmtree(partial, ignore_errors=True)
@@ -93,7 +100,7 @@ def _read_pom(pom_path: Path) -> bytes:
         return pom_path.read_bytes()
     except FileNotFoundError:
         raise UserError(
-            f"the Kafka broker pom {pom_path} is missing; run from a checkout of the repository "
+            f"the Kafka broker pom {pom_path} is missing (a broken installation: reinstall pepnet-stream) "
             "or set kafka.bootstrap to an existing cluster"
         ) from None
 

@@ -34,7 +34,8 @@ class SimulatorConfig:
     """
 
     seed: int = 7
-    data_dir: str = "data/kuairand-pure"
+    # Empty: the KuaiRand-Pure copy shipped inside the package (stream/simulator/data/kuairand-pure).
+    data_dir: str = ""
     start_time_ms: int = 1_700_000_000_000
     impressions_per_second: float = 200.0
     task_rates: dict[str, float] = field(default_factory=_default_task_rates)
@@ -66,8 +67,6 @@ class SimulatorConfig:
             raise ValueError(f"seed must be >= 0, got {self.seed}")
         if not self.impressions_per_second > 0:
             raise ValueError(f"impressions_per_second must be > 0, got {self.impressions_per_second}")
-        if not self.data_dir:
-            raise ValueError("data_dir must be a non-empty path")
         if self.start_time_ms < 0:
             raise ValueError(f"start_time_ms must be >= 0 (ms since the epoch), got {self.start_time_ms}")
         for task, rate in self.task_rates.items():

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +28,6 @@ from stream.simulator.ground_truth import COMPONENTS, GroundTruthModel, Impressi
 from stream.simulator.oracle import write_oracle_jsonl, write_samples_jsonl
 from stream.simulator.population import Population, load_population
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
 # Impressions drawn (spread over the calibration horizon) to fit the intercepts to the target rates.
 CALIBRATION_IMPRESSIONS = 60_000
 
@@ -43,11 +43,11 @@ class SimulatedChunk:
 
 
 def resolve_data_dir(data_dir: str) -> Path:
-    """``data_dir`` as given, or relative to the project root when it does not exist from here."""
-    path = Path(data_dir)
-    if path.exists() or path.is_absolute():
-        return path
-    return PROJECT_ROOT / path
+    """``data_dir`` as given, or the KuaiRand-Pure copy inside the package when it is empty."""
+    if data_dir:
+        return Path(data_dir)
+    # A directory of an installed package: a plain path (pip never installs zipped packages).
+    return Path(str(resources.files("stream.simulator") / "data" / "kuairand-pure"))
 
 
 class EventSimulator:

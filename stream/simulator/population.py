@@ -1,7 +1,8 @@
 """The real KuaiRand-Pure population: users, videos (items), authors and tab (domain) statistics.
 
-Read from the shipped CSV copy in ``data/kuairand-pure/`` (CC BY-SA 4.0, see data/README.md). The
-CSVs hold quoted fields with commas (e.g. ``"[100,1k)"``), so they are parsed with :mod:`csv`.
+Read from the CSV copy shipped in the package, ``stream/simulator/data/kuairand-pure/`` (CC BY-SA 4.0,
+see stream/simulator/data/README.md). The CSVs hold quoted fields with commas (e.g.
+``"[100,1k)"``), so they are parsed with :mod:`csv`.
 """
 
 from __future__ import annotations

@@ -31,7 +31,8 @@ class ProgressBar(Protocol):
 @dataclass(frozen=True)
 class PublishOptions:
     """What to publish. ``rate`` is events/s of wall-clock time (None: as fast as possible);
-    stops after ``impressions`` impressions or ``duration_s`` seconds, whichever comes first."""
+    stops after ``impressions`` impressions or ``duration_s`` seconds, whichever comes first (with
+    neither, a paced run goes on until the process is stopped)."""
 
     impressions: int | None = None
     duration_s: float | None = None
@@ -41,8 +42,8 @@ class PublishOptions:
     flush_timeout_s: float = 60.0
 
     def __post_init__(self) -> None:
-        if self.impressions is None and self.duration_s is None:
-            raise ValueError("impressions or duration_s must be given (how long to simulate)")
+        if self.impressions is None and self.duration_s is None and self.rate is None:
+            raise ValueError("impressions, duration_s or rate must be given (an unpaced run needs an end)")
         if self.impressions is not None and self.impressions < 0:
             raise ValueError(f"impressions must be >= 0, got {self.impressions}")
         if self.duration_s is not None and not self.duration_s > 0:

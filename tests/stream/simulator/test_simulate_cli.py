@@ -23,7 +23,7 @@ def run_cli(*argv: str) -> int:
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        ((), "give --impressions N or --duration S"),
+        ((), "give --impressions N, --duration S or --rate EVENTS_PER_S"),
         (("--duration", "5", "--oracle", "x.jsonl"), "--oracle needs --impressions"),
         (("--impressions", "-3"), "^impressions must be >= 0"),
         (("--impressions", "10", "--rate", "0"), "^rate must be > 0"),
@@ -40,6 +40,9 @@ def test_publish_options_validate_their_fields():
     with pytest.raises(ValueError, match="^duration_s must be > 0"):
         PublishOptions(duration_s=0)
     assert PublishOptions(impressions=0).rate is None
+    assert PublishOptions(rate=200).impressions is None  # paced: runs until stopped
+    with pytest.raises(ValueError, match="^impressions, duration_s or rate must be given"):
+        PublishOptions()
 
 
 def test_samples_file_writes_labelled_samples_with_oracle_probabilities_without_kafka(tmp_path, capsys):

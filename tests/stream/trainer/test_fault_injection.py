@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 
 from monitoring.run_log import read_pass_records
-from stream.config.pipeline import PROJECT_ROOT
 from stream.trainer.loop import read_manifests
+from tests.conftest import REPO_ROOT
 
 from .kafka_samples import fill_samples_topic, simulated_samples, small_config
 from .test_loop import assert_same_model
@@ -35,7 +35,7 @@ def test_kill_9_five_times_equals_uninterrupted_run(pipeline_config, tmp_path):
 
     straight = tmp_path / "straight"
     until = ("--max-passes", str(PASSES))
-    done = subprocess.run(train_command(config_path, straight, *until), cwd=PROJECT_ROOT, env=clean_env(), timeout=300,
+    done = subprocess.run(train_command(config_path, straight, *until), cwd=REPO_ROOT, env=clean_env(), timeout=300,
                           capture_output=True, text=True)  # fmt: skip
     assert done.returncode == 0, done.stderr
 
@@ -45,7 +45,7 @@ def test_kill_9_five_times_equals_uninterrupted_run(pipeline_config, tmp_path):
     launches = 0
     while True:
         launches += 1
-        process = subprocess.Popen(train_command(config_path, killed, *until), cwd=PROJECT_ROOT, env=clean_env(),
+        process = subprocess.Popen(train_command(config_path, killed, *until), cwd=REPO_ROOT, env=clean_env(),
                                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)  # fmt: skip
         if kills < KILLS:
             # A random moment: after 1-2 more passes are logged, plus 0-100 ms into the next one.
@@ -101,7 +101,7 @@ def test_kill_9_during_background_checkpoint_writes(pipeline_config, tmp_path):
     config_path = write_config(pipeline_config, tmp_path / "config.yaml", checkpoint_base_every_passes=4)
     straight = tmp_path / "straight"
     until = ("--max-passes", str(passes))
-    done = subprocess.run(train_command(config_path, straight, *until), cwd=PROJECT_ROOT, env=clean_env(),
+    done = subprocess.run(train_command(config_path, straight, *until), cwd=REPO_ROOT, env=clean_env(),
                           timeout=300, capture_output=True, text=True)  # fmt: skip
     assert done.returncode == 0, done.stderr
 
@@ -109,7 +109,7 @@ def test_kill_9_during_background_checkpoint_writes(pipeline_config, tmp_path):
     hits = 0
     deadline = time.monotonic() + 240
     while True:
-        process = subprocess.Popen(train_command(config_path, killed, *until), cwd=PROJECT_ROOT, env=clean_env(),
+        process = subprocess.Popen(train_command(config_path, killed, *until), cwd=REPO_ROOT, env=clean_env(),
                                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)  # fmt: skip
         stale = checkpoint_temporaries(killed)  # left by the last kill until the restart removes them
         try:

@@ -15,7 +15,7 @@ import pytest
 
 from monitoring.run_log import read_pass_records
 from stream.config.errors import UserError
-from stream.config.pipeline import PROJECT_ROOT
+from tests.conftest import REPO_ROOT
 from stream.trainer.checkpoint import CheckpointStore
 from stream.trainer.exporter import pass_dir_name
 from stream.trainer.run_directory import RunDirectories, TrainerPaths, check_model_dir
@@ -114,7 +114,7 @@ def test_a_new_run_over_a_model_dir_whose_checkpoints_are_lost_is_refused(pipeli
 def test_a_second_trainer_on_a_run_dir_is_refused_and_sigterm_checkpoints_and_exits_0(pipeline_config, tmp_path):
     """Issue 12 case 7 (two trainers interleaved passes.jsonl) and the trainer's SIGTERM."""
     config_path, run_dir = prepare_run(pipeline_config, tmp_path, 400)
-    first = subprocess.Popen(train_command(config_path, run_dir), cwd=PROJECT_ROOT, env=clean_env(),
+    first = subprocess.Popen(train_command(config_path, run_dir), cwd=REPO_ROOT, env=clean_env(),
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
     with never_left_running(first):
         deadline = time.monotonic() + 120

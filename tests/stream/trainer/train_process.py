@@ -11,7 +11,7 @@ from pathlib import Path
 
 import yaml
 
-from stream.config.pipeline import PROJECT_ROOT
+from tests.conftest import REPO_ROOT
 
 from .kafka_samples import SMALL_TRAINER, fill_samples_topic, kafka_overrides, simulated_samples, small_config
 
@@ -53,7 +53,7 @@ def train(
 ) -> subprocess.CompletedProcess:
     """Run `pepnet train` to its end (``prefix``: a command it runs under, e.g. `unshare`)."""
     command = [*prefix, *train_command(config_path, run_dir, *options)]
-    return subprocess.run(command, cwd=PROJECT_ROOT, env=clean_env(), capture_output=True, text=True, timeout=300,
+    return subprocess.run(command, cwd=REPO_ROOT, env=clean_env(), capture_output=True, text=True, timeout=300,
                           preexec_fn=preexec)  # fmt: skip
 
 

@@ -1,0 +1,17 @@
+"""What ``pepnet demo`` runs: its sizes (kept apart from the pipeline so that ``--help`` is instant)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass
+class DemoSettings:
+    """Sizes of the demo (defaults take ~2-3 minutes here)."""
+
+    impressions: int = 90_000
+    passes: int = 14
+    pass_samples: int = 5_000
+    run_dir: str = ""  # empty = runs/demo-<unix time>
+    keep_broker: bool = False
+    idle_timeout_s: float = 90.0
