@@ -123,5 +123,7 @@ def test_a_broker_outage_is_one_line_when_it_starts_and_one_when_it_ends(
     consumer.close()
     messages = shown(kafka_lines)
     assert len(messages) == 2, messages
-    assert messages[0] == f"test consumer: broker {own_broker.bootstrap} unreachable (Connection refused), retrying"
+    # The reason is librdkafka's: "Connection refused", or a reset if the broker went mid-request.
+    assert messages[0].startswith(f"test consumer: broker {own_broker.bootstrap} unreachable ("), messages
+    assert messages[0].endswith("), retrying"), messages
     assert messages[1].startswith(f"test consumer: broker {own_broker.bootstrap} reachable again after ")
