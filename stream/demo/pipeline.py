@@ -99,8 +99,8 @@ def run_demo(config_path: str | None, settings: DemoSettings, say: Callable[[str
         say(f"simulator: {report.summary()}")
         paths = TrainerPaths.from_config(config, str(run_dir))
         trainer = IncrementalTrainer(config, paths)
-        # Each pass is reported once, by the trainer's own log line.
-        say(f"trainer: {settings.passes} passes of {settings.pass_samples} samples")
+        # The trainer says what it reads and where its metrics are, then reports each pass once, by
+        # its own log lines.
         summary = trainer.run(RunOptions(max_passes=settings.passes, idle_timeout_s=settings.idle_timeout_s))
         if worker.poll() is not None:
             raise UserError(f"the worker exited early (code {worker.returncode}); see {run_dir / 'worker.log'}")

@@ -36,14 +36,20 @@ _CONNECT_FAILED = re.compile(r"Connect to \S+ failed: (.*)$")
 _SASL = re.compile(r"SASL authentication error: (.*)$")
 _SSL = re.compile(r"SSL handshake failed: (.*)$")
 
-_UNREACHABLE_CODES = {KafkaError._TRANSPORT, KafkaError._ALL_BROKERS_DOWN, KafkaError._RESOLVE}
+_UNREACHABLE_CODES = {KafkaError._TRANSPORT, KafkaError._RESOLVE}
+# Consecutive statistics reports with a broker UP before a failed client counts as recovered: a
+# broker that is starting may accept a connection and refuse the next one.
+_UP_REPORTS_TO_RECOVER = 2
 _REPEAT_WINDOW_S = 60.0
+_OUTAGE_ECHOES = frozenset({"REQTMOUT"})
 
 
 @dataclass(frozen=True)
 class ConnectionEvent:
     """What one librdkafka message says about the connection: ``kind`` is ``unreachable``,
-    ``auth_failed``, ``tls_failed``, ``disconnected`` (a live connection closed) or ``other``."""
+    ``auth_failed``, ``tls_failed``, ``disconnected`` (a live connection closed), ``all_down``
+    (librdkafka's summary "N/N brokers are down", which always follows one of the failures) or
+    ``other``."""
 
     kind: str
     address: str | None
@@ -70,7 +76,7 @@ def classify(message: str, code: int | None = None) -> ConnectionEvent:
     if state == "UP":
         return ConnectionEvent("disconnected", address, _tail(text))
     if code == KafkaError._ALL_BROKERS_DOWN:
-        return ConnectionEvent("unreachable", None, "no broker answers")
+        return ConnectionEvent("all_down", None, "no broker answers")
     if code in _UNREACHABLE_CODES or (state is not None and code is None):
         return ConnectionEvent("unreachable", address, _tail(text))
     return ConnectionEvent("other", address, text)
@@ -112,6 +118,7 @@ class ConnectionLog:
         self.since = clock()
         self._reminded = self.since
         self._last_repeat: dict[tuple[int, str], float] = {}
+        self._up_reports = 0
         self._lock = threading.Lock()
 
     # -- the three librdkafka callbacks ------------------------------------------------------
@@ -124,7 +131,9 @@ class ConnectionLog:
             if event.kind != "other":
                 self.report(event)
                 return
-        if level >= logging.WARNING and not text.rstrip().endswith("retrying"):
+        # Requests that timed out while the broker was away are part of the outage already reported.
+        outage_echo = facility in _OUTAGE_ECHOES and self.state not in ("up", "connecting")
+        if level >= logging.WARNING and not text.rstrip().endswith("retrying") and not outage_echo:
             self._repeat_limited(level, facility, text)
         else:
             self._emit(logging.DEBUG, "librdkafka %s: %s", facility, text)
@@ -146,7 +155,10 @@ class ConnectionLog:
         except ValueError:
             return
         up = [b.get("nodename") or "" for b in brokers.values() if b.get("state") == "UP"]
-        if up:
+        with self._lock:
+            self._up_reports = self._up_reports + 1 if up else 0
+            recovered = self.state == "connecting" or self._up_reports >= _UP_REPORTS_TO_RECOVER
+        if up and recovered:
             self.connected(max(up) or None)
 
     # -- state -------------------------------------------------------------------------------
@@ -180,14 +192,15 @@ class ConnectionLog:
 
     def report(self, event: ConnectionEvent) -> None:
         """Apply one connection event (from :func:`classify` or another client library's log)."""
-        if event.kind == "disconnected":
-            self._emit(logging.DEBUG, "%s: %s closed the connection (%s)", self.name, event.address, event.reason)
+        if event.kind in ("disconnected", "all_down"):
+            self._emit(logging.DEBUG, "%s: %s: %s", self.name, event.address or self.bootstrap, event.reason)
             return
         now = self.clock()
         with self._lock:
             # "1/1 brokers are down" follows every failed login too: it does not replace the reason.
             consequence = event.address is None and self.state in ("auth_failed", "tls_failed")
             changed = event.kind != self.state and not consequence
+            self._up_reports = 0
             if changed:
                 self.state, self.since, self._reminded = event.kind, now, now
                 self.address = event.address or self.bootstrap

@@ -214,6 +214,7 @@ class IncrementalTrainer:
             self.schema.task_names, self.schema.domains, first_pass_index=next_pass, end_offsets=end,
         )  # fmt: skip
         self._start_metrics()
+        log.info("%s", self._start_line(options, start, end, resumed))
         reader = SampleReader(
             self.config.kafka,
             self.topic,
@@ -264,6 +265,27 @@ class IncrementalTrainer:
                 reader.close()
                 self._stop_metrics()
         return summary
+
+    def _start_line(
+        self, options: RunOptions, start: dict[int, int], end: dict[int, int] | None, resumed: int | None
+    ) -> str:
+        """What the run reads, where it writes and where its metrics are, in one line."""
+        trainer = self.config.trainer
+        group = options.group_id or trainer.consumer_group
+        origin = f"after checkpoint of pass {resumed}" if resumed is not None else "fresh model"
+        if options.start_offsets is not None:
+            origin += f", offsets {_offsets_text(start)}"
+        limit = f" up to offsets {_offsets_text(end)}" if end is not None else ""
+        size = f"{trainer.pass_samples} samples" + (
+            f" or {trainer.pass_event_time_ms} ms of event time" if trainer.pass_event_time_ms else ""
+        )
+        stop = f", stopping at pass {options.max_passes}" if options.max_passes else ""
+        metrics = self._server.url if self._server is not None else "off (monitoring.enabled: false)"
+        return (
+            f"trainer: reading {self.topic} ({len(start)} partitions) at {self.config.kafka.bootstrap_servers} "
+            f"as group {group}{limit}, {origin}; passes of {size}{stop}; model -> {self.paths.model_dir}, "
+            f"run log -> {self.paths.run_dir / 'passes.jsonl'}; metrics at {metrics}"
+        )
 
     # ------------------------------------------------------------------ one pass
     def _train_pass(self, closed: AssembledPass, reader: SampleReader, summary: RunSummary) -> PassRecord:
@@ -397,6 +419,10 @@ class IncrementalTrainer:
             admissions=stats.admissions,
             rejections_by_reason=stats.rejections,
         )
+
+
+def _offsets_text(offsets: dict[int, int]) -> str:
+    return ",".join(f"{p}:{o}" for p, o in sorted(offsets.items()))
 
 
 def read_manifests(run_dir: str | Path) -> list[PassManifest]:

@@ -222,8 +222,10 @@ class SampleReader:
         if not offsets:
             return
         try:
+            # Asynchronous: a synchronous commit waits as long as the broker is away, and this thread
+            # (the one that serves the consumer's callbacks) would say nothing during an outage.
             self._consumer.commit(
-                offsets=[TopicPartition(self.topic, p, o) for p, o in sorted(offsets.items())], asynchronous=False
+                offsets=[TopicPartition(self.topic, p, o) for p, o in sorted(offsets.items())], asynchronous=True
             )
         except KafkaException as error:
             log.warning("committing offsets for lag monitoring failed: %s", error)

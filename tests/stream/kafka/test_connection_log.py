@@ -62,7 +62,7 @@ def shown(caplog: pytest.LogCaptureFixture, level: int = logging.INFO) -> list[s
         (COORDINATOR, None, "unreachable", "127.0.0.1:19092", "Connection refused"),
         (SASL, None, "auth_failed", "127.0.0.1:55327", "Authentication failed: Invalid username or password"),
         (CLOSED, None, "disconnected", "127.0.0.1:19092", "receive 0 after POLLIN"),
-        ("1/1 brokers are down", KafkaError._ALL_BROKERS_DOWN, "unreachable", None, "no broker answers"),
+        ("1/1 brokers are down", KafkaError._ALL_BROKERS_DOWN, "all_down", None, "no broker answers"),
         ("b:9093/bootstrap: SSL handshake failed: certificate verify failed (after 5ms in state SSL_HANDSHAKE)",
          KafkaError._SSL, "tls_failed", "b:9093", "certificate verify failed"),
         ("Topic t partition count changed", None, "other", None, "Topic t partition count changed"),
@@ -84,8 +84,14 @@ def test_an_outage_is_one_line_when_it_starts_and_one_when_it_ends(lines: pytest
         log.error(KafkaError(KafkaError._TRANSPORT, REFUSED))
         log.error(KafkaError(KafkaError._ALL_BROKERS_DOWN, "1/1 brokers are down"))
         log.stats(stats("CONNECT"))
-    clock.now += 41
+    log.log(logging.WARNING, "%s [%s] %s", "REQTMOUT", "rdkafka#consumer-1",
+            "[thrd:GroupCoordinator]: GroupCoordinator: Timed out 0 in-flight, 0 retry-queued, 1 out-queue")
+    clock.now += 36
+    log.stats(stats("UP"))  # a broker that is starting may accept one connection and refuse the next
+    log.log(logging.ERROR, "%s [%s] %s", "FAIL", "rdkafka#consumer-1", REFUSED)
+    clock.now += 5
     log.stats(stats("UP"))
+    log.stats(stats("UP"))  # recovered: two reports in a row
     log.stats(stats("UP"))
     assert shown(lines) == [
         "trainer consumer: broker 127.0.0.1:19092 unreachable (Connection refused), retrying",
