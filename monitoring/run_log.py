@@ -38,6 +38,10 @@ class PassRecord:
         event_time_min_ms: smallest event time of the pass's samples (ms since the epoch).
         event_time_max_ms: largest event time of the pass's samples (ms since the epoch).
         logloss_by_domain: progressive logloss per task, then per domain.
+        observed: samples with an observed label per task (the progressive metrics' sample size).
+        positives: positive labels per task among them.
+        positives_by_domain: positive labels per task, then per domain.
+        logloss_stderr: standard error of the progressive logloss per task.
     """
 
     pass_index: int
@@ -56,6 +60,10 @@ class PassRecord:
     event_time_min_ms: int
     event_time_max_ms: int
     logloss_by_domain: dict[str, dict[str, float]] = field(default_factory=dict)
+    observed: dict[str, int] = field(default_factory=dict)
+    positives: dict[str, int] = field(default_factory=dict)
+    positives_by_domain: dict[str, dict[str, int]] = field(default_factory=dict)
+    logloss_stderr: dict[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for name in ("pass_index", "samples", "table_bytes", "budget_bytes", "table_rows"):

@@ -12,7 +12,11 @@ from prometheus_client.registry import CollectorRegistry
 
 from monitoring.consumer_lag import ConsumerLagGauge
 from monitoring.run_log import PassRecord
+from monitoring.significance import auc_stderr
 
+# A pass's logloss counts as rising when it exceeds the previous pass's by this many standard errors
+# of the difference (one-sided, ~0.6% of passes by chance).
+RISE_SIGNIFICANCE = 2.5
 PASS_DURATION_BUCKETS_S = (1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1800, 3600)
 
 
@@ -21,10 +25,15 @@ class TrainerMetrics:
 
     Exposed series (task and domain label values come from the feature schema, so they are bounded):
         pepnet_train_loss{task}: mean training loss of the last pass.
-        pepnet_train_loss_rising_passes{task}: consecutive passes whose loss exceeded the previous one.
         pepnet_progressive_auc{task}, pepnet_progressive_logloss{task}: progressive validation of the
             last pass, all domains; pepnet_progressive_domain_auc{task,domain} and
             pepnet_progressive_domain_logloss{task,domain} per domain.
+        pepnet_progressive_auc_stderr{task}: standard error of that AUC (Hanley-McNeil, from the
+            pass's positives and negatives): the noise scale the AUC alert compares drops with.
+        pepnet_progressive_positives{task}: positive labels in the last pass.
+        pepnet_progressive_logloss_rising_passes{task}: consecutive passes whose progressive logloss
+            exceeded the previous pass's by more than RISE_SIGNIFICANCE standard errors of the
+            difference (noise alone does that in ~0.6% of passes, three times in a row ~2e-7).
         pepnet_trained_samples_total: samples trained (added when a pass completes).
         pepnet_train_samples_per_second: throughput of the last pass.
         pepnet_pass_index: index of the last completed pass.
@@ -44,10 +53,15 @@ class TrainerMetrics:
         gauge = partial(Gauge, registry=registry)
         counter = partial(Counter, registry=registry)
         self.loss = gauge("pepnet_train_loss", "Mean training loss of the last pass.", ["task"])
-        self.loss_rising_passes = gauge(
-            "pepnet_train_loss_rising_passes", "Consecutive passes whose training loss exceeded the previous pass's.",
+        self.logloss_rising_passes = gauge(
+            "pepnet_progressive_logloss_rising_passes",
+            f"Consecutive passes whose progressive logloss rose by more than {RISE_SIGNIFICANCE:g} standard errors.",
             ["task"],
-        )  # fmt: skip
+        )
+        self.auc_stderr = gauge(
+            "pepnet_progressive_auc_stderr", "Standard error of the last pass's progressive AUC.", ["task"]
+        )
+        self.positives = gauge("pepnet_progressive_positives", "Positive labels in the last pass.", ["task"])
         self.auc = gauge("pepnet_progressive_auc", "Progressive AUC of the last pass, all domains.", ["task"])
         self.logloss = gauge(
             "pepnet_progressive_logloss", "Progressive logloss of the last pass, all domains.", ["task"]
@@ -88,7 +102,7 @@ class TrainerMetrics:
         started = self._clock()
         self.last_pass_completion.set(started)
         self.last_checkpoint.set(started)
-        self._previous_loss: dict[str, float] = {}
+        self._previous_logloss: dict[str, tuple[float, float]] = {}  # task -> (logloss, its stderr)
         self._rising: dict[str, int] = {}
         self._max_event_time_s = 0.0
 
@@ -96,13 +110,21 @@ class TrainerMetrics:
         """Publish a completed pass: loss, progressive metrics, samples, duration, completion time (Unix s)."""
         for task, value in record.loss.items():
             self.loss.labels(task=task).set(value)
-            previous = self._previous_loss.get(task, math.nan)
-            rising = math.isfinite(value) and math.isfinite(previous) and value > previous
+        for task, value in record.logloss.items():
+            stderr = record.logloss_stderr.get(task, math.nan)
+            previous, previous_stderr = self._previous_logloss.get(task, (math.nan, math.nan))
+            margin = RISE_SIGNIFICANCE * math.sqrt(stderr**2 + previous_stderr**2)
+            rising = math.isfinite(value) and math.isfinite(previous) and value - previous > margin
             self._rising[task] = self._rising.get(task, 0) + 1 if rising else 0
-            self.loss_rising_passes.labels(task=task).set(self._rising[task])
-            self._previous_loss[task] = value
+            self.logloss_rising_passes.labels(task=task).set(self._rising[task])
+            self._previous_logloss[task] = (value, stderr)
         for task, value in record.auc.items():
             self.auc.labels(task=task).set(value)
+            positives = record.positives.get(task, 0)
+            negatives = record.observed.get(task, 0) - positives
+            self.auc_stderr.labels(task=task).set(auc_stderr(value, positives, negatives))
+        for task, positives in record.positives.items():
+            self.positives.labels(task=task).set(positives)
         for task, value in record.logloss.items():
             self.logloss.labels(task=task).set(value)
         for task, by_domain in record.auc_by_domain.items():

@@ -66,8 +66,18 @@ def gauc(labels: np.ndarray, scores: np.ndarray, groups: np.ndarray) -> float:
 
 def logloss(labels: np.ndarray, probabilities: np.ndarray, eps: float = 1e-7) -> float:
     """Mean binary cross-entropy (natural log); NaN for no samples."""
+    terms = _logloss_terms(labels, probabilities, eps)
+    return float(terms.mean()) if terms.shape[0] else float("nan")
+
+
+def logloss_stderr(labels: np.ndarray, probabilities: np.ndarray, eps: float = 1e-7) -> float:
+    """Standard error of :func:`logloss` (sample standard deviation / sqrt(n)); NaN below 2 samples."""
+    terms = _logloss_terms(labels, probabilities, eps)
+    n = terms.shape[0]
+    return float(terms.std(ddof=1) / np.sqrt(n)) if n >= 2 else float("nan")
+
+
+def _logloss_terms(labels: np.ndarray, probabilities: np.ndarray, eps: float) -> np.ndarray:
     labels = np.asarray(labels, dtype=np.float64).ravel()
-    if labels.shape[0] == 0:
-        return float("nan")
     p = np.clip(np.asarray(probabilities, dtype=np.float64).ravel(), eps, 1 - eps)
-    return float(-np.mean(labels * np.log(p) + (1 - labels) * np.log(1 - p)))
+    return -(labels * np.log(p) + (1 - labels) * np.log(1 - p))

@@ -75,13 +75,27 @@ ROWS: list[tuple[str, list[Panel]]] = [
         [
             Panel("Training loss by task", "short", [("pepnet_train_loss", "{{task}}")]),
             Panel(
-                "Loss rising streak",
+                "Logloss rising streak",
                 "short",
-                [("pepnet_train_loss_rising_passes", "{{task}}")],
+                [("pepnet_progressive_logloss_rising_passes", "{{task}}")],
                 thresholds=[(3, "red")],
-                description="Consecutive passes whose loss exceeded the previous pass's (alert at 3).",
+                description="Consecutive passes whose progressive logloss rose by more than 2.5 standard errors "
+                "(alert at 3).",
             ),
             Panel("Progressive AUC by task", "short", [("pepnet_progressive_auc", "{{task}}")]),
+            Panel(
+                "Progressive AUC noise by task",
+                "short",
+                [("pepnet_progressive_auc_stderr", "{{task}}")],
+                description="Standard error of each task's per-pass AUC (from its positives): the AUC alert "
+                "fires on a drop of 4 of these (at least 0.02).",
+            ),
+            Panel(
+                "Positives per pass by task",
+                "short",
+                [("pepnet_progressive_positives", "{{task}}")],
+                description="Positive labels in the last pass: the sample size behind each task's AUC.",
+            ),
             Panel(
                 "Progressive AUC by task and domain",
                 "short",

@@ -6,18 +6,24 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from pepnet.auc import auc, logloss
+from pepnet.auc import auc, logloss, logloss_stderr
 from pepnet.batch import SampleBatch
 
 
 @dataclass
 class ProgressiveMetrics:
-    """AUC and logloss per task, overall and per domain (NaN where undefined)."""
+    """AUC and logloss per task, overall and per domain (NaN where undefined), with the counts
+    that say how much they can be trusted: observed labels and positives per task (and domain),
+    and the standard error of each task's logloss."""
 
     auc: dict[str, float] = field(default_factory=dict)
     logloss: dict[str, float] = field(default_factory=dict)
     auc_by_domain: dict[str, dict[str, float]] = field(default_factory=dict)
     logloss_by_domain: dict[str, dict[str, float]] = field(default_factory=dict)
+    observed: dict[str, int] = field(default_factory=dict)
+    positives: dict[str, int] = field(default_factory=dict)
+    positives_by_domain: dict[str, dict[str, int]] = field(default_factory=dict)
+    logloss_stderr: dict[str, float] = field(default_factory=dict)
 
 
 def progressive_metrics(
@@ -30,13 +36,18 @@ def progressive_metrics(
         labels, scores = batch.labels[observed, t], probabilities[observed, t]
         out.auc[task] = auc(labels, scores)
         out.logloss[task] = logloss(labels, scores)
+        out.logloss_stderr[task] = logloss_stderr(labels, scores)
+        out.observed[task] = int(observed.sum())
+        out.positives[task] = int((labels > 0.5).sum())
         domains = batch.domain[observed]
         out.auc_by_domain[task] = {}
         out.logloss_by_domain[task] = {}
+        out.positives_by_domain[task] = {}
         for d, domain in enumerate(domain_names):
             in_domain = domains == d
             if not in_domain.any():
                 continue
             out.auc_by_domain[task][domain] = auc(labels[in_domain], scores[in_domain])
             out.logloss_by_domain[task][domain] = logloss(labels[in_domain], scores[in_domain])
+            out.positives_by_domain[task][domain] = int((labels[in_domain] > 0.5).sum())
     return out

@@ -93,28 +93,34 @@ def test_joiner_metrics_count_and_cap_dead_letter_reasons() -> None:
     assert value(registry, "pepnet_dead_letters_total", reason="other") == 12
 
 
-def test_trainer_metrics_publish_a_pass_and_count_rising_loss() -> None:
+def test_trainer_metrics_publish_a_pass_and_count_significantly_rising_logloss() -> None:
     now = [1000.0]
     registry = CollectorRegistry()
     trainer = TrainerMetrics(registry, clock=lambda: now[0])
     assert value(registry, "pepnet_last_pass_completion_timestamp_seconds") == 1000
     assert value(registry, "pepnet_last_checkpoint_timestamp_seconds") == 1000
     streaks = []
-    for index, loss in enumerate([0.5, 0.6, 0.7, 0.8, 0.4, math.nan, 0.5]):
+    # Standard error 0.01 per pass: a rise counts beyond 2.5 * sqrt(2) * 0.01 = 0.035.
+    for index, logloss in enumerate([0.50, 0.52, 0.56, 0.60, 0.65, 0.40, math.nan, 0.50]):
         now[0] += 60
-        trainer.record_pass(make_record(index, loss=loss))
-        streaks.append(value(registry, "pepnet_train_loss_rising_passes", task="click"))
-    assert streaks == [0, 1, 2, 3, 0, 0, 0]
+        record = make_record(index, loss=0.5)
+        record.logloss["click"], record.logloss_stderr["click"] = logloss, 0.01
+        trainer.record_pass(record)
+        streaks.append(value(registry, "pepnet_progressive_logloss_rising_passes", task="click"))
+    assert streaks == [0, 0, 1, 2, 3, 0, 0, 0]  # +0.02 is noise, +0.04 and +0.05 are not
     assert value(registry, "pepnet_train_loss", task="click") == 0.5
+    # AUC 0.7 on 100 positives of 1000 observed labels: Hanley-McNeil standard error ~0.030.
+    assert value(registry, "pepnet_progressive_auc_stderr", task="click") == pytest.approx(0.0303, abs=1e-4)
+    assert value(registry, "pepnet_progressive_positives", task="click") == 100
     assert value(registry, "pepnet_progressive_domain_auc", task="click", domain="tab1") == 0.69
     assert value(registry, "pepnet_progressive_logloss", task="like") == 0.09
-    assert value(registry, "pepnet_trained_samples_total") == sum(1000 + i for i in range(7))
-    assert value(registry, "pepnet_pass_index") == 6
-    assert value(registry, "pepnet_pass_duration_seconds_count") == 7
-    assert value(registry, "pepnet_last_pass_completion_timestamp_seconds") == 1420
+    assert value(registry, "pepnet_trained_samples_total") == sum(1000 + i for i in range(8))
+    assert value(registry, "pepnet_pass_index") == 7
+    assert value(registry, "pepnet_pass_duration_seconds_count") == 8
+    assert value(registry, "pepnet_last_pass_completion_timestamp_seconds") == 1480
     assert value(registry, "pepnet_trained_event_time_seconds") == 1_700_000_060
     trainer.record_checkpoint()
-    assert value(registry, "pepnet_last_checkpoint_timestamp_seconds") == 1420
+    assert value(registry, "pepnet_last_checkpoint_timestamp_seconds") == 1480
     trainer.record_dropped_duplicates(4)
     assert value(registry, "pepnet_dropped_duplicate_samples_total") == 4
 

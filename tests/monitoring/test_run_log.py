@@ -28,6 +28,10 @@ def make_record(pass_index: int, loss: float = 0.5) -> PassRecord:
         consumer_lag=42,
         event_time_min_ms=1_700_000_000_000,
         event_time_max_ms=1_700_000_060_000,
+        observed={"click": 1000, "like": 1000},
+        positives={"click": 100, "like": 0},
+        positives_by_domain={"click": {"tab0": 60, "tab1": 40}},
+        logloss_stderr={"click": 0.01, "like": 0.005},
     )
 
 
