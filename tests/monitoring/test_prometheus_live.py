@@ -1,6 +1,6 @@
 """A real Prometheus scrapes a short real `pepnet demo` run: every PromQL expression of the dashboard
 and of the rules returns data during the run, every rule evaluates without error, and the run's
-report plots one point per pass.
+per-pass plots have one point per pass.
 
 The expressions are read from deploy/prometheus/rules/*.yml and deploy/grafana/dashboards/*.json at
 test time (monitoring.query_coverage), so the test follows any edit of the rules or the dashboard.
@@ -80,6 +80,8 @@ def test_every_dashboard_and_rule_expression_returns_data(kafka_broker: str, tmp
     assert len(records) == 4, demo.logs()
     # The demo reports each pass on exactly one line (the trainer's log line) before its table.
     assert re.findall(r"pass (\d+): ", demo.log_path.read_text()) == ["0", "1", "2", "3"], demo.logs()
-    for plot in render_run_report(run_dir):  # the run's report: one point per pass in every line
+    for plot in render_run_report(run_dir):  # the run's report: one point per pass in the per-pass plots
         assert plot.path.is_file()
-        assert {len(line.get_xdata()) for axes in plot.figure.axes for line in axes.get_lines()} == {len(records)}
+        if plot.path.name in ("loss.png", "samples_per_s.png", "table_bytes.png", "consumer_lag.png"):
+            lengths = {len(line.get_xdata()) for axes in plot.figure.axes for line in axes.get_lines()}
+            assert lengths == {len(records)}, plot.path.name
