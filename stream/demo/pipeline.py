@@ -125,9 +125,17 @@ def run_demo(config_path: str | None, settings: DemoSettings, say: Callable[[str
     return result
 
 
+# Tasks with their own loss and AUC columns; more would not fit a terminal line.
+TABLE_TASKS = 3
+
+
 def pass_table(records: list[PassRecord], tasks: list[str]) -> str:
-    """The per-pass table: samples, loss and AUC per task, table rows/bytes, evictions, samples/s."""
-    shown = tasks[:3]
+    """The per-pass table: samples, loss and AUC per task, table rows/bytes, evictions, samples/s.
+
+    The first ``TABLE_TASKS`` tasks get columns; a last line names the others with the AUC of the
+    last pass, so that no task is left out silently.
+    """
+    shown, hidden = tasks[:TABLE_TASKS], tasks[TABLE_TASKS:]
     head = ["pass", "samples"] + [f"loss:{t}" for t in shown] + [f"auc:{t}" for t in shown]
     head += ["rows", "table MiB", "evicted", "samples/s"]
     rows = [head]
@@ -140,7 +148,13 @@ def pass_table(records: list[PassRecord], tasks: list[str]) -> str:
             + [f"{r.samples_per_s:.0f}"]
         )
     widths = [max(len(row[i]) for row in rows) for i in range(len(head))]
-    return "\n".join("  ".join(cell.rjust(w) for cell, w in zip(row, widths, strict=True)) for row in rows)
+    lines = ["  ".join(cell.rjust(w) for cell, w in zip(row, widths, strict=True)) for row in rows]
+    if hidden and records:
+        last = records[-1]
+        aucs = ", ".join(f"{t} {_num(last.auc.get(t))}" for t in hidden)
+        lines.append(f"not in the table: {', '.join(hidden)} (AUC at pass {last.pass_index}: {aucs}; "
+                     "every task in passes.jsonl and plots/auc.png)")  # fmt: skip
+    return "\n".join(lines)
 
 
 def _num(value: float | None) -> str:

@@ -22,6 +22,18 @@ def test_pass_table_has_one_row_per_pass_and_blank_nan():
     assert lines[2].split()[-3:] == ["3.0", "3", "200"]
 
 
+def test_pass_table_names_the_tasks_it_leaves_out():
+    tasks = ["click", "effective_view", "like", "follow", "hate"]
+    last = record(1, 0.7)
+    last.auc = {"click": 0.7, "follow": 0.61234, "hate": math.nan}
+    lines = pass_table([record(0, 0.6), last], tasks).splitlines()
+    assert len(lines) == 4 and "auc:like" in lines[0] and "follow" not in lines[0]
+    assert lines[3] == (
+        "not in the table: follow, hate (AUC at pass 1: follow 0.6123, hate -; every task in passes.jsonl "
+        "and plots/auc.png)"
+    )
+
+
 def test_worker_is_pointed_at_the_demo_topics():
     config = load_config(overrides=demo_overrides("123", "127.0.0.1:1"), environ={})
     env = worker_environment(config)
