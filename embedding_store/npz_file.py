@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
+import secrets
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -32,7 +32,7 @@ def write_npz_atomic(path: Path, arrays: dict[str, np.ndarray], meta: dict[str, 
     header = dict(meta, format=_FORMAT, checksum=_checksum(arrays))
     payload = dict(arrays)
     payload[_META] = np.frombuffer(json.dumps(header, sort_keys=True).encode(), dtype=np.uint8)
-    fd, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, temp_name = _create_temporary(path)
     try:
         with os.fdopen(fd, "wb") as handle:
             np.savez(handle, **payload)
@@ -47,6 +47,17 @@ def write_npz_atomic(path: Path, arrays: dict[str, np.ndarray], meta: dict[str, 
         os.fsync(directory)  # make the rename itself durable
     finally:
         os.close(directory)
+
+
+def _create_temporary(path: Path) -> tuple[int, Path]:
+    """A new ``.<name>.<random>.tmp`` next to ``path``, mode 0666 minus the umask (``mkstemp`` makes
+    0600 files that a scoring service under another user id could not read)."""
+    while True:
+        temp = path.parent / f".{path.name}.{secrets.token_hex(6)}.tmp"
+        try:
+            return os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), temp
+        except FileExistsError:
+            continue
 
 
 def read_npz_checked(path: Path) -> tuple[dict[str, np.ndarray], dict[str, Any]]:

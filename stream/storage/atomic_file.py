@@ -1,13 +1,16 @@
 """Crash-safe files and directories: write a temporary next to the target, fsync it, rename it into place.
 
-Readers see the old content or the new one, never a half-written file or directory.
+Readers see the old content or the new one, never a half-written file or directory. Files get mode
+0666 and directories 0777 minus the umask (0644 / 0755 under the usual umask 022), as ``open`` and
+``mkdir`` would give them: ``tempfile.mkstemp`` / ``mkdtemp`` make them 0600 / 0700, and a scoring
+service under another user id could not read an export.
 """
 
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -34,6 +37,32 @@ def fsync_tree(directory: str | os.PathLike[str]) -> None:
         fsync_directory(root)
 
 
+def _temporary_name(directory: Path, name: str) -> Path:
+    """A fresh ``.<name>.<random>.tmp`` next to ``name`` (the pattern stale temporaries are found by)."""
+    return directory / f".{name}.{secrets.token_hex(6)}.tmp"
+
+
+def create_temporary_file(directory: Path, name: str) -> tuple[int, Path]:
+    """A new temporary file for ``directory / name``: (open write descriptor, its path); mode 0666 - umask."""
+    while True:
+        path = _temporary_name(directory, name)
+        try:
+            return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), path
+        except FileExistsError:
+            continue
+
+
+def create_temporary_directory(directory: Path, name: str) -> Path:
+    """A new empty temporary directory for ``directory / name``; mode 0777 - umask."""
+    while True:
+        path = _temporary_name(directory, name)
+        try:
+            os.mkdir(path, 0o777)
+            return path
+        except FileExistsError:
+            continue
+
+
 @contextmanager
 def atomic_text_writer(path: str | os.PathLike[str]) -> Iterator[TextIO]:
     """Yield a text file (UTF-8) that replaces ``path`` when the block ends without an exception.
@@ -43,7 +72,7 @@ def atomic_text_writer(path: str | os.PathLike[str]) -> Iterator[TextIO]:
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    fd, temp_name = create_temporary_file(target.parent, target.name)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             yield handle
@@ -69,13 +98,13 @@ def atomic_directory(path: str | os.PathLike[str]) -> Iterator[Path]:
     target.parent.mkdir(parents=True, exist_ok=True)
     for stale in target.parent.glob(f".{target.name}.*.tmp"):
         shutil.rmtree(stale, ignore_errors=True)
-    temp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    temp = create_temporary_directory(target.parent, target.name)
     try:
         yield temp
         fsync_tree(temp)
         if target.exists():
             # Moved aside rather than deleted first, so a crash here leaves a whole old copy.
-            aside = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+            aside = create_temporary_directory(target.parent, target.name)
             target.rename(aside / target.name)
             temp.rename(target)
             shutil.rmtree(aside, ignore_errors=True)

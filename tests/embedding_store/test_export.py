@@ -1,8 +1,12 @@
+import os
+import stat
+
 import numpy as np
 import pytest
 
 from embedding_store import EmbeddingTable, feature_keys
 from embedding_store.export import read_export_chain
+from embedding_store.npz_file import write_npz_atomic
 from tests.embedding_store.table_fixtures import small_config
 
 
@@ -142,3 +146,12 @@ def test_no_temporary_files_are_left(tmp_path):
     table.lookup(feature_keys("item_id", np.arange(1, 50)), 1)
     table.export(tmp_path, 0)
     assert [p.name for p in tmp_path.iterdir()] == ["snapshot-000000000.npz"]
+
+
+def test_export_files_are_readable_by_other_users_under_a_normal_umask(tmp_path):
+    previous = os.umask(0o022)
+    try:
+        write_npz_atomic(tmp_path / "snapshot.npz", {"rows": np.arange(3)}, {"kind": "test"})
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE((tmp_path / "snapshot.npz").stat().st_mode) == 0o644
