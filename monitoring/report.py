@@ -55,6 +55,7 @@ class _Panel:
     reference: tuple[float, str] | None = None  # a horizontal line: (y, label)
     notes: list[str] = field(default_factory=list)
     empty_text: str = "no data"
+    x_range: tuple[int, int] | None = None  # (first, last) pass: every panel of a figure shares it
 
 
 def render_run_report(run_dir: str | os.PathLike[str]) -> list[RenderedPlot]:
@@ -81,13 +82,15 @@ def render_report(records: Sequence[PassRecord], out_dir: str | os.PathLike[str]
     out.mkdir(parents=True, exist_ok=True)
     x = [record.pass_index for record in records]
     lag = [float(r.consumer_lag) for r in records]
+    auc_panels, auc_hidden = _auc_panels(records)
+    footers = {"auc.png": auc_hidden}
     figures = {
         "loss.png": [
             _Panel("Training loss per task", "binary cross-entropy (log scale)",
                    _per_key(records, "loss"), log_y=True),
             _Panel("Progressive logloss per task", "logloss (log scale)", _per_key(records, "logloss"), log_y=True),
         ],  # fmt: skip
-        "auc.png": _auc_panels(records),
+        "auc.png": auc_panels,
         "table_bytes.png": [
             _Panel("Embedding table memory", "MiB", {
                 "table bytes": _Series(x, [r.table_bytes / _MIB for r in records]),
@@ -103,7 +106,9 @@ def render_report(records: Sequence[PassRecord], out_dir: str | os.PathLike[str]
                    empty_text="no lag at any pass end")
         ],  # fmt: skip
     }
-    return [_write_figure(out / name, panels) for name, panels in figures.items()]
+    for panel in (panel for panels in figures.values() for panel in panels):
+        panel.x_range = panel.x_range or (x[0], x[-1])
+    return [_write_figure(out / name, panels, footers.get(name, "")) for name, panels in figures.items()]
 
 
 def pooled_auc(
@@ -140,12 +145,15 @@ def _per_key(records: Sequence[PassRecord], field_name: str, missing: float = fl
     }
 
 
-def _auc_panels(records: Sequence[PassRecord]) -> list[_Panel]:
-    """One panel per task: the all-domain AUC (solid) and each domain's (dashed), pooled to
-    ``MIN_POSITIVES`` positives per point; runs logged without positives draw every pass."""
+def _auc_panels(records: Sequence[PassRecord]) -> tuple[list[_Panel], str]:
+    """One panel per task with something to draw: the all-domain AUC (solid) and each domain's
+    (dashed), pooled to ``MIN_POSITIVES`` positives per point (runs logged without positives draw
+    every pass); and a line naming the tasks left out, with their positives in the run."""
     tasks = sorted({task for record in records for task in record.auc})
     counted = all(record.positives for record in records)
+    x_range = (records[0].pass_index, records[-1].pass_index)
     panels = []
+    left_out = []
     for task in tasks:
         domains = sorted({domain for record in records for domain in record.auc_by_domain.get(task, {})})
         cells: dict[str, tuple[dict[int, float], dict[int, int], str]] = {
@@ -173,6 +181,9 @@ def _auc_panels(records: Sequence[PassRecord]) -> list[_Panel]:
             else:
                 hidden.append(name)
         total = sum(r.positives.get(task, 0) for r in records)
+        if not series:
+            left_out.append(f"{task} ({total:,})")
+            continue
         notes = []
         if counted:
             notes.append(f"each point: passes pooled to >= {MIN_POSITIVES:,} positives ({total:,} in the run)")
@@ -180,12 +191,12 @@ def _auc_panels(records: Sequence[PassRecord]) -> list[_Panel]:
             notes.append("positives not logged: every pass drawn, small ones are noise")
         if hidden:
             notes.append(f"not drawn (< {MIN_POSITIVES:,} positives in the run): {', '.join(hidden)}")
-        empty = f"fewer than {MIN_POSITIVES:,} positives in the run: no AUC drawn"
-        panels.append(
-            _Panel(f"Progressive AUC: {task}", "AUC", series, reference=(0.5, "chance (0.5)"), notes=notes,
-                   empty_text=empty)
-        )  # fmt: skip
-    return panels
+        panels.append(_Panel(f"Progressive AUC: {task}", "AUC", series, reference=(0.5, "chance (0.5)"),
+                             notes=notes, x_range=x_range))  # fmt: skip
+    footer = f"not drawn (fewer than {MIN_POSITIVES:,} positives in the run): {', '.join(left_out)}" if left_out else ""
+    if not panels:
+        panels.append(_Panel("Progressive AUC", "AUC", {}, empty_text=footer or "no AUC in this run"))
+    return panels, footer
 
 
 def _evictions_panel(records: Sequence[PassRecord]) -> _Panel:
@@ -195,7 +206,7 @@ def _evictions_panel(records: Sequence[PassRecord]) -> _Panel:
     drawn = {reason: line for reason, line in series.items() if reason not in idle}
     notes = [f"no evictions for: {', '.join(idle)}"] if idle and drawn else []
     return _Panel("Evictions per pass by reason", "rows", drawn, notes=notes,
-                  empty_text="no evictions in this run: the table stayed under its budget")  # fmt: skip
+                  empty_text="no evictions in this run: no row expired, the table stayed under its budget")  # fmt: skip
 
 
 def _spans_decades(values: list[float]) -> bool:
@@ -217,6 +228,8 @@ def _draw(axes: Axes, panel: _Panel) -> None:
     axes.set_xlabel("pass")
     axes.set_ylabel(panel.ylabel)
     axes.xaxis.set_major_locator(MaxNLocator(integer=True))
+    if panel.x_range is not None:
+        axes.set_xlim(panel.x_range[0] - 0.5, panel.x_range[1] + 0.5)
     axes.grid(True, alpha=0.3)
     if panel.series:
         axes.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
@@ -228,14 +241,17 @@ def _draw(axes: Axes, panel: _Panel) -> None:
                   color="dimgrey")  # fmt: skip
 
 
-def _write_figure(path: Path, panels: list[_Panel]) -> RenderedPlot:
-    """Draw the panels (one column, two beyond two panels) and save them atomically as PNG (temp + rename)."""
+def _write_figure(path: Path, panels: list[_Panel], footer: str = "") -> RenderedPlot:
+    """Draw the panels (one column, two beyond two panels), ``footer`` as the figure's title line,
+    and save them atomically as PNG (temp + rename)."""
     columns = 2 if len(panels) > 2 else 1
     rows = -(-len(panels) // columns)
     figure = Figure(figsize=(9.5 * columns, 3.8 * rows), layout="constrained")
     FigureCanvasAgg(figure)
     for index, panel in enumerate(panels):
         _draw(figure.add_subplot(rows, columns, index + 1), panel)
+    if footer:
+        figure.suptitle(footer, fontsize="small", color="dimgrey")
     temporary = path.with_name(path.name + ".tmp")
     figure.savefig(temporary, format="png", dpi=100)
     os.replace(temporary, path)
