@@ -43,10 +43,10 @@ def run(args: argparse.Namespace, config: PipelineConfig) -> int:
     model_dir = Path(args.model_dir) if args.model_dir else TrainerPaths.from_config(config).model_dir
     model = ExportedModel.load(model_dir)
     if args.input:
-        events = read_jsonl(args.input)
+        events = read_jsonl(args.input, model.model.schema)
         events = itertools.islice(events, args.limit) if args.limit else events
     else:
-        events = read_topic(config.kafka, args.topic, args.limit)
+        events = read_topic(config.kafka, args.topic, model.model.schema, args.limit)
     out = open(args.out, "w", encoding="utf-8") if args.out else sys.stdout  # noqa: SIM115 - closed below
     try:
         scored = write_scores(model, events, out)

@@ -32,7 +32,8 @@ def test_exported_model_scores_like_the_trainer(pipeline_config, tmp_path, pepne
     assert [line["impression_id"] for line in lines] == [s.sample_id for s in held_out]
     assert lines[0]["probabilities"] == pytest.approx(scored[0].probabilities)
     # From a topic: the samples topic itself, first 50 messages.
-    from_topic = list(score_stream(exported, read_topic(config.kafka, config.kafka.topics.samples.name, limit=50)))
+    topic = read_topic(config.kafka, config.kafka.topics.samples.name, exported.model.schema, limit=50)
+    from_topic = list(score_stream(exported, topic))
     assert len(from_topic) == 50 and all(0.0 < p < 1.0 for s in from_topic for p in s.probabilities.values())
 
 
