@@ -88,6 +88,20 @@ def run(args: argparse.Namespace, config: PipelineConfig) -> int:
         if args.oracle:
             simulator.write_oracle(args.oracle, args.impressions, config.joiner.window_ms)
         return 0
+    kafka = config.kafka
+    rate = f"{args.rate:g} events/s" if args.rate else "as fast as possible"
+    until = []
+    if args.impressions is not None:
+        until.append(f"{args.impressions} impressions")
+    if args.duration is not None:
+        until.append(f"{args.duration:g} s")
+    what = "pre-labelled impressions" if args.labelled else "impressions and actions"
+    topics = kafka.topics.impressions.name + ("" if args.labelled else f" and {kafka.topics.actions.name}")
+    print(
+        f"simulator: publishing {what} to {topics} at {kafka.bootstrap_servers}, {rate}, "
+        f"until {' or '.join(until) or 'stopped'} (no metrics endpoint)",
+        flush=True,
+    )
     with tqdm(total=args.impressions, unit="imp", disable=args.no_progress, mininterval=0.5) as bar:
         report = publish_simulation(simulator, config.kafka, options, progress=bar)
     print(report.summary())
