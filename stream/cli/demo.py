@@ -43,8 +43,11 @@ def run(args: argparse.Namespace, config: PipelineConfig) -> int:
     print()
     print(pass_table(result.records, config.schema.task_names))
     print()
-    print(f"exported model: {result.model_dir} (score it: pepnet score --model-dir {result.model_dir} --input FILE)")
-    print(f"run log: {result.run_dir / 'passes.jsonl'}")
+    run_dir = result.run_dir
+    print(f"exported model: {result.model_dir}")
+    print(f"score it: pepnet score --model-dir {result.model_dir} --input {run_dir / 'holdout.jsonl'} --limit 5")
+    print(f"run log: {run_dir / 'passes.jsonl'}")
     if result.plots:
         print(f"run report: {result.plots[0].parent} ({len(result.plots)} plots)")
+    print(f"the demo's topics and broker, for later commands: --config {run_dir / 'config.yaml'}")
     return 0 if result.records else 1

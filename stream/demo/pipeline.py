@@ -4,6 +4,11 @@ Local broker -> fresh topics -> simulated impressions and actions -> ``pepnet wo
 joiner, a subprocess) -> incremental trainer for a few passes -> a per-pass table, the exported
 model and the run report. The join window is shortened so that a couple of minutes of simulated
 traffic close many windows; everything else is the configured pipeline.
+
+The run directory also gets what the commands after the demo need: ``config.yaml`` (the demo's
+broker, topics and join window: ``--config runs/demo-latest/config.yaml`` points any command at
+them) and ``holdout.jsonl`` (labelled samples of a stream the model never saw, for ``pepnet score
+--input``); ``runs/demo-latest`` links to the newest demo run.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from monitoring.run_log import PassRecord
@@ -22,10 +27,13 @@ from stream.config.errors import UserError
 from stream.config.pipeline import PipelineConfig, load_config
 from stream.demo.settings import DemoSettings
 from stream.kafka.config import TopicsConfig
+from stream.storage.atomic_file import atomic_text_writer
 
 # Event-time join window of the demo: 200 simulated impressions/s close a window every ~30 s.
 DEMO_WINDOW_MS = 30_000
 DEMO_GRACE_MS = 5_000
+LATEST_LINK = Path("runs") / "demo-latest"
+HOLDOUT_SAMPLES = 2000
 
 
 @dataclass
@@ -87,6 +95,9 @@ def run_demo(config_path: str | None, settings: DemoSettings, say: Callable[[str
     config = load_config(config_path, overrides=overrides)
     create_topics(config.kafka)
     run_dir.mkdir(parents=True, exist_ok=True)
+    write_demo_config(run_dir / "config.yaml", config_path, overrides)
+    if not settings.run_dir:
+        point_latest_link(run_dir)
     worker_log = open(run_dir / "worker.log", "wb")  # noqa: SIM115 - closed in finally
     command = [sys.executable, "-m", "stream.cli.main", "worker", "--log-level", "WARNING"]
     if config_path:
@@ -114,6 +125,7 @@ def run_demo(config_path: str | None, settings: DemoSettings, say: Callable[[str
         worker_log.close()
         if broker is not None and started_broker and not settings.keep_broker:
             broker.down()
+    write_holdout(config, run_dir / "holdout.jsonl", HOLDOUT_SAMPLES)
     result = DemoResult(run_dir, paths.model_dir, summary.passes)
     if summary.passes:
         try:
@@ -127,6 +139,39 @@ def run_demo(config_path: str | None, settings: DemoSettings, say: Callable[[str
 
 # Tasks with their own loss and AUC columns; more would not fit a terminal line.
 TABLE_TASKS = 3
+
+
+def write_demo_config(path: Path, config_path: str | None, overrides: dict) -> None:
+    """The demo's settings as a config file for the commands after the demo (replay, score, topics)."""
+    import yaml
+
+    from stream.config.loader import load_yaml, merge
+
+    data = merge(load_yaml(config_path), overrides) if config_path else overrides
+    header = "# Written by `pepnet demo`: its broker, topics, join window and run directory.\n"
+    with atomic_text_writer(path) as f:
+        f.write(header + yaml.safe_dump(data, sort_keys=False))
+
+
+def point_latest_link(run_dir: Path) -> None:
+    """Make ``runs/demo-latest`` a relative symbolic link to ``run_dir`` (replaced atomically)."""
+    LATEST_LINK.parent.mkdir(parents=True, exist_ok=True)
+    temporary = LATEST_LINK.with_name(f".{LATEST_LINK.name}.{os.getpid()}.tmp")
+    temporary.unlink(missing_ok=True)
+    temporary.symlink_to(os.path.relpath(run_dir.resolve(), LATEST_LINK.parent.resolve()))
+    os.replace(temporary, LATEST_LINK)
+
+
+def write_holdout(config: PipelineConfig, path: Path, samples: int) -> None:
+    """Labelled samples of a stream the model never saw (the simulator with seed + 1), one JSON per
+    line as on the samples topic: the input of ``pepnet score --input``."""
+    from stream.events.formats import encode
+    from stream.simulator.generator import EventSimulator
+
+    simulator = EventSimulator(replace(config.simulator, seed=config.simulator.seed + 1), config.schema)
+    with atomic_text_writer(path) as f:
+        for sample, _oracle in simulator.labelled_samples(samples, config.joiner.window_ms):
+            f.write(encode(sample).decode() + "\n")
 
 
 def pass_table(records: list[PassRecord], tasks: list[str]) -> str:
@@ -152,7 +197,7 @@ def pass_table(records: list[PassRecord], tasks: list[str]) -> str:
     if hidden and records:
         last = records[-1]
         aucs = ", ".join(f"{t} {_num(last.auc.get(t))}" for t in hidden)
-        lines.append(f"not in the table: {', '.join(hidden)} (AUC at pass {last.pass_index}: {aucs}; "
+        lines.append(f"not in the table: {', '.join(hidden)} (last pass AUC {aucs}; "
                      "every task in passes.jsonl and plots/auc.png)")  # fmt: skip
     return "\n".join(lines)
 

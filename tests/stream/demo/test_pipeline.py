@@ -29,7 +29,7 @@ def test_pass_table_names_the_tasks_it_leaves_out():
     lines = pass_table([record(0, 0.6), last], tasks).splitlines()
     assert len(lines) == 4 and "auc:like" in lines[0] and "follow" not in lines[0]
     assert lines[3] == (
-        "not in the table: follow, hate (AUC at pass 1: follow 0.6123, hate -; every task in passes.jsonl "
+        "not in the table: follow, hate (last pass AUC follow 0.6123, hate -; every task in passes.jsonl "
         "and plots/auc.png)"
     )
 
