@@ -10,9 +10,6 @@ from __future__ import annotations
 
 import os
 import re
-import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -20,7 +17,8 @@ import pytest
 import yaml
 
 from stream.config.pipeline import PipelineConfig
-from tests.monitoring.prometheus_server import PROMETHEUS_BINARY, PROMETHEUS_DIR, REPO_ROOT, PrometheusServer
+from tests.monitoring.prometheus_server import PROMETHEUS_BINARY, PROMETHEUS_DIR, PrometheusServer
+from tests.pepnet_process import PepnetProcess
 
 pytestmark = [
     pytest.mark.kafka,
@@ -46,29 +44,10 @@ def longest_for_s() -> float:
     return longest
 
 
-class Process:
-    """A `pepnet` subcommand whose output goes to a log file."""
-
-    def __init__(self, name: str, args: list[str], workdir: Path, env: dict[str, str]) -> None:
-        self.log_path = workdir / f"{name}.log"
-        self.process = subprocess.Popen([sys.executable, "-m", "stream.cli.main", *args], cwd=REPO_ROOT, env=env,
-                                        stdout=self.log_path.open("w"), stderr=subprocess.STDOUT)  # fmt: skip
-
-    def text(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def metrics_address(self) -> str | None:
-        match = METRICS_URL.search(self.text())
-        return match.group(1) if match else None
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)
-            try:
-                self.process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+def metrics_address(process: PepnetProcess) -> str | None:
+    """host:port of the process's metrics endpoint once it has said where it is."""
+    match = METRICS_URL.search(process.text())
+    return match.group(1) if match else None
 
 
 def test_a_healthy_pipeline_raises_no_alert(pipeline_config: PipelineConfig, tmp_path: Path) -> None:
@@ -88,9 +67,9 @@ def test_a_healthy_pipeline_raises_no_alert(pipeline_config: PipelineConfig, tmp
     run_dir = tmp_path / "run"
     prometheus = PrometheusServer(tmp_path / "prometheus", ["pepnet-trainer", "pepnet-worker"], SCRAPE_INTERVAL)
     processes = [
-        Process("worker", ["worker", *common], tmp_path, env),
-        Process("trainer", ["train", *common, "--run-dir", str(run_dir)], tmp_path, env),
-        Process("simulator", ["simulate", *common, "--rate", "300", "--no-progress"], tmp_path, env),
+        PepnetProcess(["worker", *common], tmp_path / "worker.log", env),
+        PepnetProcess(["train", *common, "--run-dir", str(run_dir)], tmp_path / "trainer.log", env),
+        PepnetProcess(["simulate", *common, "--rate", "300", "--no-progress"], tmp_path / "simulator.log", env),
     ]
     worker, trainer, _ = processes
 
@@ -99,7 +78,7 @@ def test_a_healthy_pipeline_raises_no_alert(pipeline_config: PipelineConfig, tmp
 
     def alive() -> None:
         for process in processes:
-            assert process.process.poll() is None, f"{process.log_path.name} exited\n{logs()}"
+            assert process.running(), f"{process.log_path.name} exited\n{logs()}"
 
     try:
         started = time.time()
@@ -109,7 +88,7 @@ def test_a_healthy_pipeline_raises_no_alert(pipeline_config: PipelineConfig, tmp
             assert time.monotonic() < deadline, f"no pass within {FIRST_PASS_TIMEOUT_S} s\n{logs()}"
             alive()
             for job, process in (("pepnet-worker", worker), ("pepnet-trainer", trainer)):
-                address = process.metrics_address()
+                address = metrics_address(process)
                 if job not in targets and address:
                     targets[job] = address
                     prometheus.set_targets(job, [address])

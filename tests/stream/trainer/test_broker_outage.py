@@ -6,9 +6,6 @@ from __future__ import annotations
 
 import os
 import re
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,7 +15,7 @@ import yaml
 
 from stream.config.pipeline import load_config
 from stream.kafka.topics import create_topics
-from tests.conftest import REPO_ROOT
+from tests.pepnet_process import PepnetProcess
 from tests.stream.kafka.own_broker import OwnBroker, start_own_broker
 
 from .kafka_samples import SMALL_TRAINER, fill_samples_topic, simulated_samples
@@ -38,42 +35,6 @@ def own_broker(tmp_path: Path) -> Iterator[OwnBroker]:
         broker.down()
 
 
-class Trainer:
-    """`pepnet train` as a subprocess; its stdout and stderr go to one log file."""
-
-    def __init__(self, config_path: Path, run_dir: Path, log_path: Path) -> None:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("PEPNET_")}
-        self.log_path = log_path
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "stream.cli.main", "train", "--config", str(config_path), "--run-dir",
-             str(run_dir)],
-            cwd=REPO_ROOT, env=env, stdout=log_path.open("w"), stderr=subprocess.STDOUT,
-        )  # fmt: skip
-
-    def lines(self) -> list[str]:
-        return self.log_path.read_text(errors="replace").splitlines()
-
-    def wait_for(self, pattern: str, after: int = 0, timeout_s: float = 120) -> int:
-        """Index of the first line from ``after`` on that matches ``pattern``; fails at the timeout."""
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            assert self.process.poll() is None, "\n".join(self.lines())
-            for index, line in enumerate(self.lines()[after:], start=after):
-                if re.search(pattern, line):
-                    return index
-            time.sleep(0.2)
-        raise AssertionError(f"no line matching {pattern!r} within {timeout_s} s:\n" + "\n".join(self.lines()))
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)
-            try:
-                self.process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-
-
 def test_train_through_a_broker_outage(own_broker: OwnBroker, tmp_path: Path) -> None:
     overrides = {
         **SMALL_TRAINER,
@@ -87,7 +48,9 @@ def test_train_through_a_broker_outage(own_broker: OwnBroker, tmp_path: Path) ->
     create_topics(config.kafka)
     samples = simulated_samples(config, 3000)
     fill_samples_topic(config, samples[:1500])
-    trainer = Trainer(config_path, tmp_path / "run", tmp_path / "train.log")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PEPNET_")}
+    trainer = PepnetProcess(["train", "--config", str(config_path), "--run-dir", str(tmp_path / "run")],
+                            tmp_path / "train.log", env)  # fmt: skip
     try:
         first = trainer.wait_for(r"trainer: reading outage\.samples .* metrics at ")
         trained = trainer.wait_for(r"pass 0: ", after=first)
