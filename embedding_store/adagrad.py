@@ -8,7 +8,6 @@ For each unique row with summed gradient ``g`` and accumulator ``G`` (starting a
 from __future__ import annotations
 
 import numpy as np
-import torch
 
 from embedding_store.row_access import put_rows, take_rows
 
@@ -20,6 +19,8 @@ def sum_duplicate_gradients(slots: np.ndarray, grads: np.ndarray) -> tuple[np.nd
     sum on 65,536 Zipf ids here). ``index_add_`` adds the rows of a slot in their order in ``grads``
     on one thread, so results are bit-identical for identical inputs.
     """
+    import torch  # here, not at the top: loading a config imports this package, and --help must not load torch
+
     unique, inverse = torch.unique(torch.from_numpy(slots), sorted=True, return_inverse=True)
     if unique.shape[0] == slots.shape[0]:  # no repeats (a training step hands over distinct keys)
         summed = np.empty(grads.shape, dtype=np.float32)

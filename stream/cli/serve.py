@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
-from stream.config.pipeline import PipelineConfig
+if TYPE_CHECKING:
+    from stream.config.pipeline import PipelineConfig
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
