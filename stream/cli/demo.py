@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import signal
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from stream.config.pipeline import PipelineConfig
-
+    from stream.demo.pipeline import DemoResult
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -25,13 +27,18 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--pass-samples", type=int, default=defaults.pass_samples, help="samples per pass")
     parser.add_argument("--run-dir", default="", help="output directory (default: runs/demo-<unix time>)")
     parser.add_argument("--keep-broker", action="store_true", help="leave a broker started by the demo running")
+    parser.add_argument(
+        "--hold-metrics",
+        action="store_true",
+        help="after the summary, keep the worker and the trainer's metrics endpoint up until Ctrl-C (a last scrape)",
+    )
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace, config: PipelineConfig) -> int:
     """Run ``pepnet demo``; returns the exit code."""
     from stream.config.errors import UserError
-    from stream.demo.pipeline import pass_table, run_demo
+    from stream.demo.pipeline import run_demo
     from stream.demo.settings import DemoSettings
 
     for option, value in (("--impressions", args.impressions), ("--passes", args.passes),
@@ -39,7 +46,23 @@ def run(args: argparse.Namespace, config: PipelineConfig) -> int:
         if value <= 0:
             raise UserError(f"{option} must be > 0, got {value}")
     settings = DemoSettings(args.impressions, args.passes, args.pass_samples, args.run_dir, args.keep_broker)
-    result = run_demo(args.config, settings, say=lambda line: print(line, flush=True))
+
+    def finished(result: DemoResult) -> None:
+        print_summary(result, config)
+        if args.hold_metrics:
+            print("the worker's and the trainer's metrics stay up for a last scrape; Ctrl-C to exit", flush=True)
+            with contextlib.suppress(KeyboardInterrupt):
+                while True:
+                    signal.pause()
+
+    result = run_demo(args.config, settings, say=lambda line: print(line, flush=True), finished=finished)
+    return 0 if result.records else 1
+
+
+def print_summary(result: DemoResult, config: PipelineConfig) -> None:
+    """The per-pass table and where the run's outputs are."""
+    from stream.demo.pipeline import pass_table
+
     print()
     print(pass_table(result.records, config.schema.task_names))
     print()
@@ -50,4 +73,3 @@ def run(args: argparse.Namespace, config: PipelineConfig) -> int:
     if result.plots:
         print(f"run report: {result.plots[0].parent} ({len(result.plots)} plots)")
     print(f"the demo's topics and broker, for later commands: --config {run_dir / 'config.yaml'}")
-    return 0 if result.records else 1

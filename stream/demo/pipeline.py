@@ -71,8 +71,15 @@ def worker_environment(config: PipelineConfig) -> dict[str, str]:
     return env
 
 
-def run_demo(config_path: str | None, settings: DemoSettings, say: Callable[[str], None] = print) -> DemoResult:
-    """Run the demo (see the module docstring); ``say`` prints progress lines."""
+def run_demo(
+    config_path: str | None,
+    settings: DemoSettings,
+    say: Callable[[str], None] = print,
+    finished: Callable[[DemoResult], None] | None = None,
+) -> DemoResult:
+    """Run the demo (see the module docstring); ``say`` prints progress lines. ``finished`` gets the
+    result once training, the holdout file and the report are done, while the worker and the
+    trainer's metrics endpoint still serve (``settings.hold_metrics`` keeps them up until it returns)."""
     from stream.kafka.broker import LocalBroker
     from stream.kafka.topics import create_topics
     from stream.simulator.generator import EventSimulator
@@ -98,6 +105,8 @@ def run_demo(config_path: str | None, settings: DemoSettings, say: Callable[[str
     write_demo_config(run_dir / "config.yaml", config_path, overrides)
     if not settings.run_dir:
         point_latest_link(run_dir)
+    paths = TrainerPaths.from_config(config, str(run_dir))
+    trainer = IncrementalTrainer(config, paths)
     worker_log = open(run_dir / "worker.log", "wb")  # noqa: SIM115 - closed in finally
     command = [sys.executable, "-m", "stream.cli.main", "worker", "--log-level", "WARNING"]
     if config_path:
@@ -108,14 +117,18 @@ def run_demo(config_path: str | None, settings: DemoSettings, say: Callable[[str
         simulator = EventSimulator(config.simulator, config.schema)
         report = publish_simulation(simulator, config.kafka, PublishOptions(impressions=settings.impressions))
         say(f"simulator: {report.summary()}")
-        paths = TrainerPaths.from_config(config, str(run_dir))
-        trainer = IncrementalTrainer(config, paths)
         # The trainer says what it reads and where its metrics are, then reports each pass once, by
-        # its own log lines.
-        summary = trainer.run(RunOptions(max_passes=settings.passes, idle_timeout_s=settings.idle_timeout_s))
+        # its own log lines. Its endpoint stays up until `finished` returned.
+        summary = trainer.run(RunOptions(settings.passes, idle_timeout_s=settings.idle_timeout_s,
+                                         keep_metrics_endpoint=True))  # fmt: skip
         if worker.poll() is not None:
             raise UserError(f"the worker exited early (code {worker.returncode}); see {run_dir / 'worker.log'}")
+        write_holdout(config, run_dir / "holdout.jsonl", HOLDOUT_SAMPLES)
+        result = DemoResult(run_dir, paths.model_dir, summary.passes, render_report(run_dir, summary.passes, say))
+        if finished is not None:
+            finished(result)
     finally:
+        trainer.close_metrics()
         worker.terminate()
         try:
             worker.wait(timeout=30)
@@ -125,16 +138,20 @@ def run_demo(config_path: str | None, settings: DemoSettings, say: Callable[[str
         worker_log.close()
         if broker is not None and started_broker and not settings.keep_broker:
             broker.down()
-    write_holdout(config, run_dir / "holdout.jsonl", HOLDOUT_SAMPLES)
-    result = DemoResult(run_dir, paths.model_dir, summary.passes)
-    if summary.passes:
-        try:
-            from monitoring.report import render_run_report
-
-            result.plots = [Path(p.path) for p in render_run_report(run_dir)]
-        except (ImportError, ValueError, OSError) as error:
-            say(f"report: not rendered ({error})")
     return result
+
+
+def render_report(run_dir: Path, records: list[PassRecord], say: Callable[[str], None]) -> list[Path]:
+    """The run report's plots (none without passes, or with a line saying why they were not drawn)."""
+    if not records:
+        return []
+    try:
+        from monitoring.report import render_run_report
+
+        return [Path(p.path) for p in render_run_report(run_dir)]
+    except (ImportError, ValueError, OSError) as error:
+        say(f"report: not rendered ({error})")
+        return []
 
 
 # Tasks with their own loss and AUC columns; more would not fit a terminal line.

@@ -79,6 +79,9 @@ class RunOptions:
     group_id: str | None = None
     idle_timeout_s: float = 0.0
     on_pass: Callable[[PassRecord, PassManifest], None] | None = None
+    # The caller closes the metrics endpoint (close_metrics) instead of the run: a short run's
+    # final values stay up for a last scrape.
+    keep_metrics_endpoint: bool = False
 
 
 @dataclass
@@ -263,7 +266,8 @@ class IncrementalTrainer:
             finally:
                 self._writer = None
                 reader.close()
-                self._stop_metrics()
+                if not options.keep_metrics_endpoint:
+                    self.close_metrics()
         return summary
 
     def _start_line(
@@ -403,7 +407,13 @@ class IncrementalTrainer:
                 "set monitoring.trainer_port (0 = any free port) or monitoring.enabled: false"
             ) from None
 
-    def _stop_metrics(self) -> None:
+    @property
+    def metrics_url(self) -> str | None:
+        """The metrics endpoint's URL while it serves, else None."""
+        return self._server.url if self._server is not None else None
+
+    def close_metrics(self) -> None:
+        """Stop serving the metrics endpoint (done by :meth:`run` unless it was asked to keep it)."""
         if self._server is not None:
             self._server.close()
             self._server = None

@@ -37,18 +37,24 @@ class DemoRun:
         self._process: subprocess.Popen | None = None
         self.log_path = workdir / "demo.log"
 
-    def start(self, impressions: int, passes: int, pass_samples: int) -> None:
+    def start(self, impressions: int, passes: int, pass_samples: int, hold_metrics: bool = False) -> None:
+        """Start the demo; with ``hold_metrics`` it keeps the trainer's endpoint up until :meth:`stop`."""
         self.workdir.mkdir(parents=True, exist_ok=True)
         self._process = subprocess.Popen(
             [
                 sys.executable, "-m", "stream.cli.main", "demo", "--impressions", str(impressions),
                 "--passes", str(passes), "--pass-samples", str(pass_samples), "--run-dir", str(self.run_dir),
+                *(["--hold-metrics"] if hold_metrics else []),
             ],
             cwd=REPO_ROOT, env=self.env, stdout=self.log_path.open("w"), stderr=subprocess.STDOUT,
         )  # fmt: skip
 
     def running(self) -> bool:
         return self._process is not None and self._process.poll() is None
+
+    def holding_metrics(self) -> bool:
+        """True once the demo has printed its summary and holds the trainer's endpoint up."""
+        return b"metrics stay up for a last scrape" in self.log_path.read_bytes() if self.log_path.is_file() else False
 
     @property
     def returncode(self) -> int | None:

@@ -15,10 +15,10 @@ import pytest
 
 from monitoring.run_log import read_pass_records
 from stream.config.errors import UserError
-from tests.conftest import REPO_ROOT
 from stream.trainer.checkpoint import CheckpointStore
 from stream.trainer.exporter import pass_dir_name
 from stream.trainer.run_directory import RunDirectories, TrainerPaths, check_model_dir
+from tests.conftest import REPO_ROOT
 from tests.stream.trainer.kafka_samples import small_config
 from tests.stream.trainer.train_process import (
     clean_env,
