@@ -32,7 +32,7 @@ class ModelConfig:
     mmoe_experts: int = 4  # number of MMoE experts
     expert_hidden: list[int] = field(default_factory=lambda: [256])  # each MMoE expert's MLP
     use_dense_values: bool = True  # also feed normalised dense values (besides their bucket embeddings)
-    domain_side_to_towers: bool = False  # PEPNet, EPNet-only: towers read O_ep ⊕ E(df), not O_ep alone
+    domain_side_to_towers: bool = True  # PEPNet, EPNet-only: towers read O_ep ⊕ E(df), not O_ep alone
     task_weights: dict[str, float] = field(default_factory=dict)  # task -> loss weight (overrides schema)
     preset: Preset = "cold-start"
     dense_lr: float | None = None  # Adam learning rate; None = the preset's value

@@ -42,7 +42,7 @@ class SimulatorConfig:
     domain_rate_spread: float = 0.35
     # Std (logits) of the domain-specific user-profile x content-profile interactions (0 = off);
     # see stream/simulator/ground_truth.py.
-    domain_interaction_strength: float = 0.0
+    domain_interaction_strength: float = 0.8
     # New items (new ids) arriving per 1000 impressions; a share of them come from new authors.
     new_items_per_1k_impressions: float = 1.0
     new_author_fraction: float = 0.3
