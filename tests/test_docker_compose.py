@@ -36,7 +36,7 @@ def resolved() -> dict:
 
 def test_services_and_their_images(resolved):
     services = resolved["services"]
-    assert set(services) == {"kafka", "topics", "simulator", "worker", "trainer", "prometheus", "grafana"}
+    assert set(services) == {"kafka", "topics", "simulator", "worker", "trainer", "serve", "prometheus", "grafana"}
     assert services["kafka"]["image"].startswith("apache/kafka:")
     assert services["prometheus"]["image"].startswith("prom/prometheus:")
     assert services["grafana"]["image"].startswith("grafana/grafana:")
@@ -99,8 +99,31 @@ def test_every_compose_command_is_a_pepnet_subcommand(resolved):
     from stream.cli.main import build_parser
 
     parser = build_parser()
-    for name in ("topics", "simulator", "worker", "trainer"):
+    for name in ("topics", "simulator", "worker", "trainer", "serve"):
         command = resolved["services"][name]["command"]
         with pytest.raises(SystemExit) as exited:
             parser.parse_args([*command, "--help"])
         assert exited.value.code == 0, command
+
+
+def test_the_scoring_service_reads_the_trainers_exports_and_is_scraped(resolved):
+    from stream.serving.config import ServingConfig
+
+    def runs_volume(service: str) -> tuple[str, str]:
+        """(target, mode) of the service's mount of the `runs` volume (compose prints it short or long)."""
+        for volume in resolved["services"][service]["volumes"]:
+            if isinstance(volume, str):
+                source, target, *mode = volume.split(":")
+                if source == "runs":
+                    return target, (mode or ["rw"])[0]
+            elif volume["source"] == "runs":
+                return volume["target"], "ro" if volume.get("read_only") else "rw"
+        raise AssertionError(f"{service} does not mount the runs volume")
+
+    services = resolved["services"]
+    assert runs_volume("serve") == (runs_volume("trainer")[0], "ro")
+    port = ServingConfig().port
+    assert "--host" in services["serve"]["command"] and "0.0.0.0" in services["serve"]["command"]
+    prometheus = yaml.safe_load((REPO_ROOT / "deploy/prometheus/prometheus.yml").read_text())
+    jobs = {job["job_name"]: job for job in prometheus["scrape_configs"]}
+    assert jobs["pepnet-serve"]["static_configs"][0]["targets"] == [f"serve:{port}"]
