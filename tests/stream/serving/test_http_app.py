@@ -59,7 +59,9 @@ def test_scores_one_impression_and_a_batch_with_the_pass_it_used(tmp_path):
     served = np.array([list(p["probabilities"].values()) for p in batch["predictions"]], dtype=np.float32)
     expected = np.array([list(s.probabilities.values()) for s in offline], dtype=np.float32)
     assert served.tobytes() == expected.tobytes()  # JSON floats carry float32 values exactly
-    assert one["predictions"][0] == batch["predictions"][0]
+    # A batch of one runs other matrix shapes than a batch of eight: equal up to float32 rounding.
+    alone = np.array(list(one["predictions"][0]["probabilities"].values()), dtype=np.float32)
+    np.testing.assert_allclose(alone, served[0], rtol=1e-5, atol=1e-7)
     assert 'pepnet_serve_requests_total{status="200"} 2.0' in metrics
     assert "pepnet_serve_pass 0.0" in metrics
 
