@@ -91,9 +91,11 @@ def main() -> None:
         samples = [s for s, _ in simulator.labelled_samples(args.samples, config.joiner.window_ms)]
         env = {k: v for k, v in os.environ.items() if not k.startswith("PEPNET_")}
         log = work / "train.log"
+        # The last pass may lack a share of some partition (a pass takes each partition's share).
+        passes = max(1, args.samples // args.pass_samples - 1)
         trainer = subprocess.Popen(
             [sys.executable, "-m", "stream.cli.main", "train", "--config", str(config_path), "--run-dir",
-             str(work / "run"), "--max-passes", str(args.samples // args.pass_samples)],
+             str(work / "run"), "--max-passes", str(passes)],
             env=env, stdout=log.open("w"), stderr=subprocess.STDOUT,
         )  # fmt: skip
         while METRICS_URL_PREFIX not in log.read_text():
