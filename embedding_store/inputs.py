@@ -54,3 +54,25 @@ def event_ticks(event_time_ms: int | np.ndarray, n: int, resolution_ms: int) -> 
     if ticks.shape[0] and (ticks.min() < 0 or ticks.max() > MAX_TICK):
         raise ValueError(f"event_time_ms must be in [0, {MAX_TICK * resolution_ms}]")
     return ticks.astype(np.uint32)
+
+
+def gradient_rows(grads: Any, slots: int, dim: int) -> np.ndarray:
+    """float32 ``[slots, dim]`` gradient rows (numpy or torch in); ValueError unless one row per slot."""
+    gradients = to_numpy(grads).astype(np.float32, copy=False)
+    if gradients.size != slots * dim:
+        raise ValueError(f"grads must have one row of {dim} per slot ({slots}), got shape {np.shape(grads)}")
+    return gradients.reshape(-1, dim)
+
+
+def feedback_labels(slots: Any, positives: Any) -> tuple[np.ndarray, np.ndarray]:
+    """(slots, positives) as arrays of one shape: ``positives`` has the shape of ``slots``, or one
+    entry per row of a 2-D ``slots`` [B, S] (broadcast over the row)."""
+    slot_array = np.asarray(slots)
+    labels = to_numpy(positives)
+    if slot_array.ndim == 2 and labels.shape == (slot_array.shape[0],):
+        labels = np.broadcast_to(labels[:, None], slot_array.shape)
+    if labels.shape != slot_array.shape:
+        raise ValueError(
+            f"positives must have the shape of slots {slot_array.shape} (or [B] for [B, S]), got {labels.shape}"
+        )
+    return slot_array, labels

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass
@@ -23,6 +25,16 @@ class TableStats:
     updated_rows: int  # unique rows updated by apply_gradients, cumulative
     index_tombstones: int
 
+    @staticmethod
+    def total(parts: list[TableStats]) -> TableStats:
+        """The statistics of a table made of the shards ``parts`` (every figure summed)."""
+        return _combined(parts)
+
+    @staticmethod
+    def from_json(values: dict[str, Any]) -> TableStats:
+        """The statistics ``dataclasses.asdict`` wrote as JSON."""
+        return TableStats(**values)
+
 
 @dataclass
 class PassEndReport:
@@ -37,3 +49,35 @@ class PassEndReport:
     evictions: dict[str, int] = field(default_factory=dict)  # this pass, by reason
     index_rebuilt: bool = False
     duration_s: float = 0.0
+
+    @staticmethod
+    def total(parts: list[PassEndReport]) -> PassEndReport:
+        """The report of a table made of the shards ``parts``: sums, the slowest shard's time."""
+        return _combined(parts, same=("pass_index", "event_time_ms"))
+
+
+def _summed(maps: list[dict[str, int]]) -> dict[str, int]:
+    total: dict[str, int] = {}
+    for values in maps:
+        for name, value in values.items():
+            total[name] = total.get(name, 0) + value
+    return total
+
+
+def _combined(parts: list[Any], same: tuple[str, ...] = ()) -> Any:
+    """One dataclass of ``parts``' type: fields in ``same`` from the first part, maps and numbers
+    summed, flags or-ed, seconds (floats) the largest."""
+    values: dict[str, Any] = {}
+    for f in dataclasses.fields(parts[0]):
+        column = [getattr(p, f.name) for p in parts]
+        if f.name in same:
+            values[f.name] = column[0]
+        elif isinstance(column[0], dict):
+            values[f.name] = dict(sorted(_summed(column).items()))
+        elif isinstance(column[0], bool):
+            values[f.name] = any(column)
+        elif isinstance(column[0], float):
+            values[f.name] = max(column)
+        else:
+            values[f.name] = sum(column)
+    return type(parts[0])(**values)

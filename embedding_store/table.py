@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,14 @@ from embedding_store.config import TableConfig
 from embedding_store.eviction import EvictionReason, lowest_score_rows, ttl_expired, under_updated
 from embedding_store.export import ROW_FIELDS, ExportRecord, TableExport
 from embedding_store.index import OpenAddressingIndex
-from embedding_store.inputs import MAX_TICK, as_key_array, as_slot_array, event_ticks, to_numpy
+from embedding_store.inputs import (
+    MAX_TICK,
+    as_key_array,
+    as_slot_array,
+    event_ticks,
+    feedback_labels,
+    gradient_rows,
+)
 from embedding_store.keys import feature_tag, key_tags
 from embedding_store.layout import FILTER_ROWS, TableLayout
 from embedding_store.row_access import put_rows
@@ -23,7 +31,7 @@ from embedding_store.score import add_feedback, decay_scores
 from embedding_store.stats import PassEndReport, TableStats
 from embedding_store.table_checkpoint import TableCheckpoint, capture_checkpoint, read_checkpoint_chain
 from embedding_store.table_files import (
-    apply_export_chain,
+    apply_export_chains,
     capture_export,
     export_table,
     read_table_state,
@@ -226,12 +234,7 @@ class EmbeddingTable:
         updated (each gets its update count raised and is marked dirty for the next export).
         """
         flat = as_slot_array(slots, self.capacity)
-        gradients = to_numpy(grads).astype(np.float32, copy=False)
-        if gradients.size != flat.shape[0] * self.dim:
-            raise ValueError(
-                f"grads must have one row of {self.dim} per slot ({flat.shape[0]}), got shape {np.shape(grads)}"
-            )
-        gradients = gradients.reshape(-1, self.dim)
+        gradients = gradient_rows(grads, flat.shape[0], self.dim)
         known = flat >= 0
         if not known.all():
             flat, gradients = flat[known], gradients[known]
@@ -250,14 +253,7 @@ class EmbeddingTable:
 
         ``positives`` has the shape of ``slots``, or one entry per row of a 2-D ``slots`` [B, S].
         """
-        slot_array = np.asarray(slots)
-        labels = to_numpy(positives)
-        if slot_array.ndim == 2 and labels.shape == (slot_array.shape[0],):
-            labels = np.broadcast_to(labels[:, None], slot_array.shape)
-        if labels.shape != slot_array.shape:
-            raise ValueError(
-                f"positives must have the shape of slots {slot_array.shape} (or [B] for [B, S]), got {labels.shape}"
-            )
+        slot_array, labels = feedback_labels(slots, positives)
         flat = as_slot_array(slot_array, self.capacity)
         add_feedback(self.rows.score, flat, labels.reshape(-1), self.config.show_weight, self.config.positive_weight)
         self.rows.flags[flat[flat >= 0]] |= CHANGED
@@ -405,15 +401,20 @@ class EmbeddingTable:
 
     @classmethod
     def load_export(
-        cls, model_dir: str | Path, up_to_pass: int | None = None, config: TableConfig | None = None
+        cls,
+        model_dir: str | Path | Sequence[str | Path],
+        up_to_pass: int | None = None,
+        config: TableConfig | None = None,
     ) -> EmbeddingTable:
         """A table holding exactly the exported rows: newest snapshot, then its deltas in order
         (only exports of passes <= ``up_to_pass`` when given, e.g. the pass a model pointer names).
+        A list of directories (the shards of a sharded table's export) loads them all into one table.
 
         ``config`` (same ``dim``) replaces the exported table's settings, e.g. to train the rows on
         under this run's budget and learning rate; ValueError if the rows do not fit its budget.
         """
-        return apply_export_chain(Path(model_dir), up_to_pass, cls, config)
+        dirs = [model_dir] if isinstance(model_dir, str | Path) else list(model_dir)
+        return apply_export_chains([Path(d) for d in dirs], up_to_pass, cls, config)
 
     def delete_keys(self, keys: np.ndarray) -> None:
         """Remove the rows of ``keys`` (absent keys are ignored); no eviction is counted."""
@@ -421,7 +422,8 @@ class EmbeddingTable:
         self._delete(np.unique(slots[slots >= 0]), None, None)
 
     def upsert_rows(self, rows: dict[str, np.ndarray]) -> None:
-        """Write exported rows (``ROW_FIELDS``), creating the missing keys; last-seen = creation."""
+        """Write exported rows (``ROW_FIELDS``), creating the missing keys; last-seen = creation.
+        Rows that also carry ``score`` and ``last_seen`` (a table moved to other shards) keep them."""
         keys = rows["keys"]
         slots = self.index.find(keys)
         absent = slots < 0
@@ -435,7 +437,9 @@ class EmbeddingTable:
         arrays = self.rows.as_dict()
         for name in ROW_FIELDS:
             arrays[name][slots] = rows[name]
-        self.rows.last_seen[slots] = rows["created"]
+        self.rows.last_seen[slots] = rows.get("last_seen", rows["created"])
+        if "score" in rows:
+            self.rows.score[slots] = rows["score"]
         self.rows.flags[slots] |= CHANGED
 
     # ----------------------------------------------------------------- checkpoints

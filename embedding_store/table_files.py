@@ -131,20 +131,29 @@ def capture_export(table: EmbeddingTable, model_dir: Path, pass_index: int) -> T
     return export
 
 
-def apply_export_chain(
-    model_dir: Path, up_to_pass: int | None, table_class: type[Table], config: TableConfig | None = None
+def apply_export_chains(
+    model_dirs: list[Path], up_to_pass: int | None, table_class: type[Table], config: TableConfig | None = None
 ) -> Table:
-    """A new table holding exactly the exported rows: the newest snapshot (of passes <= ``up_to_pass``
-    when given), then its deltas in order, deletions before upserts. ``config`` (same ``dim``)
-    replaces the exported settings."""
-    chain = read_export_chain(model_dir, up_to_pass)
-    header = chain[0].meta
-    exported = table_config_from_dict(header["config"])
-    if config is not None and config.dim != exported.dim:
-        raise ValueError(f"dim must be the exported rows' width {exported.dim}, got {config.dim}")
-    table = table_class(config or exported, seed=int(header["seed"]))
-    for export_file in chain:
-        table.delete_keys(export_file.arrays[DELETED_FIELD])
-        table.upsert_rows({name: export_file.arrays[name] for name in ROW_FIELDS})
+    """A new table holding exactly the exported rows of every directory in ``model_dirs`` (one, or
+    the shards of one table): in each, the newest snapshot (of passes <= ``up_to_pass`` when given),
+    then its deltas in order, deletions before upserts; the directories are read one at a time.
+    ``config`` (same ``dim``) replaces the exported settings."""
+    if not model_dirs:
+        raise ValueError("model_dirs must name at least one export directory")
+    table: Table | None = None
+    for model_dir in model_dirs:
+        chain = read_export_chain(model_dir, up_to_pass)
+        if table is None:
+            header = chain[0].meta
+            exported = table_config_from_dict(header["config"])
+            if config is not None and config.dim != exported.dim:
+                raise ValueError(f"dim must be the exported rows' width {exported.dim}, got {config.dim}")
+            if config is None and len(model_dirs) > 1:  # room for every shard's rows (budgets differ by <= 1 byte)
+                exported = dataclasses.replace(exported, budget_bytes=(exported.budget_bytes + 1) * len(model_dirs))
+            table = table_class(config or exported, seed=int(header["seed"]))
+        for export_file in chain:
+            table.delete_keys(export_file.arrays[DELETED_FIELD])
+            table.upsert_rows({name: export_file.arrays[name] for name in ROW_FIELDS})
+    assert table is not None
     table.rows.flags.fill(0)
     return table

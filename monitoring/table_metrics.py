@@ -23,6 +23,9 @@ class TableMetrics:
         pepnet_table_admissions_total: new ids given a row.
         pepnet_table_rejections_total{reason}: new ids refused a row, by reason (not seen often enough,
             probability, table full...).
+        pepnet_table_shard_rows{shard}, pepnet_table_shard_used_bytes{shard},
+        pepnet_table_shard_budget_bytes{shard}: the same per shard of a table sharded over N trainer
+            processes (the series above are then the sums over the shards; one process: shard 0).
     """
 
     def __init__(
@@ -47,6 +50,14 @@ class TableMetrics:
             "pepnet_table_rejections_total", "New ids refused a row in the embedding table, by reason.", ["reason"],
             registry,
         )  # fmt: skip
+        self.shard_rows = gauge("pepnet_table_shard_rows", "Rows held by one shard of the embedding table.", ["shard"])
+        self.shard_used_bytes = gauge(
+            "pepnet_table_shard_used_bytes", "Bytes one shard of the embedding table accounts against its budget.",
+            ["shard"],
+        )  # fmt: skip
+        self.shard_budget_bytes = gauge(
+            "pepnet_table_shard_budget_bytes", "Byte budget of one shard of the embedding table.", ["shard"]
+        )
         self.evictions.set_by_label(dict.fromkeys(eviction_reasons, 0))
         self.rejections.set_by_label(dict.fromkeys(rejection_reasons, 0))
         self.admissions.set(0)
@@ -72,3 +83,10 @@ class TableMetrics:
         self.evictions.set_by_label(evictions_by_reason)
         self.admissions.set(admissions)
         self.rejections.set_by_label(rejections_by_reason)
+
+    def update_shards(self, rows: Sequence[int], used_bytes: Sequence[int], budget_bytes: Sequence[int]) -> None:
+        """Refresh the per-shard series from each shard's rows, used bytes and budget (by shard index)."""
+        for shard, (n, used, budget) in enumerate(zip(rows, used_bytes, budget_bytes, strict=True)):
+            self.shard_rows.labels(shard=str(shard)).set(n)
+            self.shard_used_bytes.labels(shard=str(shard)).set(used)
+            self.shard_budget_bytes.labels(shard=str(shard)).set(budget)

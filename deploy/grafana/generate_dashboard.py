@@ -48,9 +48,16 @@ ROWS: list[tuple[str, list[Panel]]] = [
                 "percentunit",
                 [("instance:pepnet_table_bytes:ratio_budget", "{{instance}}")],
                 thresholds=[(0.95, "red")],
-                description="Alert PepnetTableNearBudget fires above 95% for 10 minutes.",
+                description="Alert PepnetTableNearBudget fires above 95% for 5 minutes.",
             ),
             Panel("Rows by feature", "short", [("sum by (feature) (pepnet_table_rows)", "{{feature}}")]),
+            Panel(
+                "Table shards: memory / budget",
+                "percentunit",
+                [("pepnet_table_shard_used_bytes / pepnet_table_shard_budget_bytes", "shard {{shard}}")],
+                description="One shard per trainer rank (one for a single trainer process); each evicts on its own.",
+            ),
+            Panel("Rows by shard", "short", [("pepnet_table_shard_rows", "shard {{shard}}")]),
             Panel(
                 "Evictions by reason",
                 "rows/s",

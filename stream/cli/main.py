@@ -66,6 +66,7 @@ def _add_common_options(parser: argparse.ArgumentParser, defaults: bool) -> None
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``pepnet`` console script; returns the process exit code."""
     args = build_parser().parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # for commands that start copies of themselves
     logging.basicConfig(
         level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
     )

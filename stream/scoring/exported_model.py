@@ -1,5 +1,8 @@
 """Serve an exported model: load ``LATEST`` (dense weights + table snapshot and deltas), score impressions.
 
+``ExportedModel.load`` is the one loader of exports: a table exported by one trainer process or
+by N ranks (one directory per shard, merged into one table) loads the same way.
+
 This is the proof that exports serve: nothing of the trainer's checkpoints is read.
 """
 
@@ -58,7 +61,7 @@ class ExportedModel:
         except (KeyError, ValueError) as error:
             raise ModelFileError("damaged", f"{files.path}/model.json describes no model ({error})") from None
         try:
-            table = EmbeddingTable.load_export(model_dir / files.table_dir, up_to_pass=files.pass_index)
+            table = EmbeddingTable.load_export([model_dir / d for d in files.table_dirs], up_to_pass=files.pass_index)
         except (OSError, ValueError) as error:
             raise ModelFileError("damaged", f"table export of pass {files.pass_index} unusable: {error}") from None
         try:

@@ -18,9 +18,18 @@ from typing import Any
 
 import torch
 
+from embedding_store.sharding import parse_shard_dir_name
 from stream.config.errors import UserError
 from stream.storage.checksums import read_checksums, sha256_bytes, verify_checksums
-from stream.trainer.exporter import DENSE_FILE, DESCRIPTION_FILE, LATEST_FILE, PASS_FORMAT, TABLE_DIR, pass_dir_name
+from stream.trainer.exporter import (
+    DENSE_FILE,
+    DESCRIPTION_FILE,
+    LATEST_FILE,
+    PASS_FORMAT,
+    TABLE_DIR,
+    pass_dir_name,
+    table_dirs,
+)
 
 _PASS_NAME = re.compile(r"^pass-(\d{9})$")
 
@@ -35,11 +44,12 @@ class ModelFileError(UserError):
 
 @dataclass(frozen=True)
 class PassFiles:
-    """A verified pass directory: its index, path, table directory and ``model.json`` description."""
+    """A verified pass directory: its index, path, table directories (one, or one per shard of a
+    table exported by N ranks; relative to the model directory) and ``model.json`` description."""
 
     pass_index: int
     path: Path
-    table_dir: str
+    table_dirs: list[str]
     description: dict[str, Any]
 
 
@@ -78,10 +88,13 @@ def pass_files(model_dir: Path, pass_index: int) -> PassFiles:
         raise ModelFileError("damaged", f"{path / DESCRIPTION_FILE} unreadable ({error})") from None
     if not isinstance(description, dict) or description.get("pass_index") != pass_index:
         raise ModelFileError("damaged", f"{path / DESCRIPTION_FILE} does not describe pass {pass_index}")
-    table_dir = description.get("table_dir", TABLE_DIR)
-    if not isinstance(table_dir, str) or Path(table_dir).name != table_dir or table_dir in ("", ".", ".."):
-        raise ModelFileError("outside_model_dir", f"{path / DESCRIPTION_FILE} names table_dir {table_dir!r}")
-    return PassFiles(pass_index, path, table_dir, description)
+    names = table_dirs(description)
+    for name in names:
+        parts = Path(name).parts if isinstance(name, str) else ()
+        shard = len(parts) == 2 and parse_shard_dir_name(parts[1]) is not None
+        if not parts or parts[0] != TABLE_DIR or not (len(parts) == 1 or shard):
+            raise ModelFileError("outside_model_dir", f"{path / DESCRIPTION_FILE} names table directory {name!r}")
+    return PassFiles(pass_index, path, names, description)
 
 
 def read_dense_state(pass_dir: Path) -> dict[str, Any]:

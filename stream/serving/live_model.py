@@ -95,7 +95,7 @@ class LiveModel:
             return None
         try:
             dense_state = read_dense_state(latest.path)
-            deltas = read_deltas_after(self.model_dir / latest.table_dir, served, latest.pass_index)
+            deltas = self._deltas(latest.table_dirs, served, latest.pass_index)
         except ModelFileError as error:
             raise UpdateFailed(error.reason, f"pass {latest.pass_index} not applied: {error}") from None
         except (OSError, ValueError) as error:
@@ -108,6 +108,17 @@ class LiveModel:
         except ModelFileError as error:
             raise UpdateFailed(error.reason, f"pass {latest.pass_index} not loaded: {error}") from None
         return Rebuild(latest.pass_index, exported_at, model)
+
+    def _deltas(self, table_dirs: list[str], served: int, pass_index: int) -> list[ExportFile] | None:
+        """The deltas from ``served`` to ``pass_index`` of every table directory (one, or one per shard
+        of a table exported by N ranks: their keys are disjoint); None when any directory has none."""
+        deltas: list[ExportFile] = []
+        for name in table_dirs:
+            chain = read_deltas_after(self.model_dir / name, served, pass_index)
+            if chain is None:
+                return None
+            deltas += chain
+        return deltas
 
     def apply(self, update: PassUpdate | Rebuild) -> tuple[float, float]:
         """Move to ``update``'s pass; call it between requests (nothing here reads a file).

@@ -12,8 +12,8 @@ the newest checkpoint whose chain is whole (the one before a damaged increment),
 Disk use: before a base is written, chains older than the newest ``keep_chains - 1`` are deleted
 (a chain goes whole, base last, so no increment is ever left without its base); the store holds
 at most ``keep_chains`` bases and ``keep_chains * (K - 1)`` increments for a base every K passes.
-A multi-rank trainer would add its commit record here: a checkpoint is complete when
-:meth:`verify` passes, the one place to also require every rank's part.
+A run of N trainer processes keeps one store per rank and commits a pass only once every rank's
+checkpoint of it is durable (``run_checkpoints``).
 """
 
 from __future__ import annotations
@@ -89,25 +89,34 @@ class CheckpointStore:
     def latest_restorable(self) -> tuple[int, list[Path]] | None:
         """The newest checkpoint whose whole chain verifies, as (pass, [base, ..., itself]); each
         checkpoint skipped is named in a one-line warning."""
-        reasons: dict[int, str | None] = {}
-        listing = dict(self.list())
-        for pass_index in sorted(listing, reverse=True):
-            chain, link, reason = [], pass_index, None
-            while link is not None:
-                if link not in listing:
-                    reason = f"the checkpoint of pass {link} it builds on is missing"
-                    break
-                if link not in reasons:
-                    reasons[link] = self.verify(listing[link])
-                if reasons[link] is not None:
-                    reason = reasons[link] if link == pass_index else f"ckpt-{link:09d} it builds on is damaged"
-                    break
-                chain.append(listing[link])
-                link = self.previous_of(listing[link])
-            if reason is None:
-                return pass_index, chain[::-1]
-            log.warning("checkpoint %s is damaged (%s); falling back to the previous one", listing[pass_index], reason)
+        verified: dict[int, str | None] = {}
+        for pass_index, path in reversed(self.list()):
+            chain = self.chain_of(pass_index, verified)
+            if isinstance(chain, list):
+                return pass_index, chain
+            log.warning("checkpoint %s is damaged (%s); falling back to the previous one", path, chain)
         return None
+
+    def chain_of(self, pass_index: int, verified: dict[int, str | None] | None = None) -> list[Path] | str:
+        """The chain [base, ..., checkpoint of ``pass_index``] if every link verifies, else the reason
+        it cannot be restored. ``verified`` caches verifications across calls (pass -> reason or None)."""
+        verified = {} if verified is None else verified
+        listing = dict(self.list())
+        chain, link = [], pass_index
+        while link is not None:
+            if link not in listing:
+                return f"the checkpoint of pass {link} it builds on is missing" if chain else "it is missing"
+            if link not in verified:
+                verified[link] = self.verify(listing[link])
+            if verified[link] is not None:
+                return verified[link] if link == pass_index else f"ckpt-{link:09d} it builds on is damaged"
+            chain.append(listing[link])
+            link = self.previous_of(listing[link])
+        return chain[::-1]
+
+    def bases(self) -> list[int]:
+        """Passes of the bases in the store (oldest first)."""
+        return [index for index, path in self.list() if _is_base(self._sums(path))]
 
     def latest_valid(self) -> tuple[int, Path] | None:
         """The newest restorable checkpoint as (pass, its own directory)."""
@@ -122,7 +131,7 @@ class CheckpointStore:
 
     def prune_before_base(self) -> None:
         """Delete the chains older than the newest ``keep_chains - 1`` (call before writing a base)."""
-        bases = [index for index, path in self.list() if _is_base(self._sums(path))]
+        bases = self.bases()
         if len(bases) < self.keep_chains - 1:
             return
         oldest_kept = bases[-(self.keep_chains - 1)]

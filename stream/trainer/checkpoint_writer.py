@@ -45,7 +45,7 @@ class PassCheckpoint:
 
     pass_index: int
     table: TableCheckpoint
-    dense: dict[str, Any]  # cloned tensors: network, Adam, domain statistics, torch RNG
+    dense: dict[str, Any] | None  # cloned tensors: network, Adam, domain statistics, torch RNG (None: not ours)
     state: dict[str, Any]  # JSON-ready: topic, next offsets, manifest, pass record
     dedup: list[set[str]]  # the dedup window's passes (sets no longer changed), sorted when written
     on_durable: Callable[[], None] | None = None
@@ -58,7 +58,8 @@ class PassCheckpoint:
     def write(self, directory: Path) -> None:
         """Write the checkpoint's files into ``directory`` (the store seals it)."""
         self.table.write(directory / TABLE_STATE_FILE)
-        write_dense_state(self.dense, directory / DENSE_STATE_FILE)
+        if self.dense is not None:
+            write_dense_state(self.dense, directory / DENSE_STATE_FILE)
         state = dict(self.state, dedup=[sorted(ids) for ids in self.dedup])
         (directory / STATE_FILE).write_text(json.dumps(state, sort_keys=True), encoding="utf-8")
 
@@ -72,8 +73,10 @@ def capture_pass_checkpoint(
     base: bool,
     on_durable: Callable[[], None] | None,
     export: PassExport | None = None,
+    with_dense: bool = True,
 ) -> PassCheckpoint:
-    """Copy the checkpoint of ``manifest``'s pass out of ``model`` (a table base when ``base``)."""
+    """Copy the checkpoint of ``manifest``'s pass out of ``model`` (a table base when ``base``; the
+    dense state unless ``with_dense`` is false: rank r > 0 of N leaves it to rank 0)."""
     index = manifest.pass_index
     state = {
         "pass_index": index,
@@ -85,7 +88,7 @@ def capture_pass_checkpoint(
     return PassCheckpoint(
         pass_index=index,
         table=model.table.capture_checkpoint(index, base=base),
-        dense=model.dense_snapshot(with_optimizer=True),
+        dense=model.dense_snapshot(with_optimizer=True) if with_dense else None,
         state=state,
         dedup=dedup,
         on_durable=on_durable,

@@ -67,3 +67,34 @@ class PassManifest:
         data = dict(data)
         data["ranges"] = [PartitionRange(**r) for r in data["ranges"]]
         return cls(**data)
+
+
+def merge_manifests(parts: list[PassManifest]) -> PassManifest:
+    """The manifest of one pass cut by several trainer processes from disjoint partitions: ranges
+    by partition, counts summed, event times over the parts that hold samples."""
+    if len(parts) == 1:
+        return parts[0]
+    with_samples = [m for m in parts if m.samples]
+
+    def summed(name: str) -> dict[str, int]:
+        total: dict[str, int] = {}
+        for manifest in parts:
+            for key, value in getattr(manifest, name).items():
+                total[key] = total.get(key, 0) + value
+        return total
+
+    first = parts[0]
+    return PassManifest(
+        pass_index=first.pass_index,
+        topic=first.topic,
+        ranges=sorted((r for m in parts for r in m.ranges), key=lambda r: r.partition),
+        messages=sum(m.messages for m in parts),
+        duplicates=sum(m.duplicates for m in parts),
+        samples=sum(m.samples for m in parts),
+        event_time_min_ms=min((m.event_time_min_ms for m in with_samples), default=0),
+        event_time_max_ms=max((m.event_time_max_ms for m in with_samples), default=0),
+        window_start_ms=first.window_start_ms,
+        samples_by_domain=summed("samples_by_domain"),
+        observed_by_task=summed("observed_by_task"),
+        positives_by_task=summed("positives_by_task"),
+    )

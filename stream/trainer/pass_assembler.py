@@ -37,10 +37,19 @@ class DecodedChunk:
 
 @dataclass
 class AssembledPass:
-    """A closed pass: its samples (deduplicated, in event-time order) and its manifest."""
+    """A closed pass: its samples (deduplicated, in event-time order) and its manifest.
+
+    ``partitions[i]`` and ``offsets[i]`` say where row ``i`` of ``batch`` was read: rows are sorted
+    by (event time, partition, offset), the order in which N trainer processes merge their passes.
+    """
 
     batch: SampleBatch
     manifest: PassManifest
+    partitions: np.ndarray  # int64 [n]
+    offsets: np.ndarray  # int64 [n]
+
+
+Plans = dict[int, list[tuple["_Pending", int]]]
 
 
 @dataclass
@@ -54,6 +63,10 @@ class PassAssembler:
 
     ``next_offsets`` maps every partition to the offset where its next pass starts (from the
     checkpoint); ``end_offsets`` (replay, catch-up) marks the offset where a partition ends.
+    ``quota`` (messages per partition and pass) defaults to ``pass_samples`` split over these
+    partitions; a trainer process reading some of the topic's partitions passes the quotas of
+    the whole topic's split (``pass_quotas``), so that N processes cut the passes of one; such a
+    process may take no row in a pass, and its pass is then ``empty_batch`` (zero rows).
     """
 
     def __init__(
@@ -67,13 +80,11 @@ class PassAssembler:
         domain_names: list[str],
         first_pass_index: int = 0,
         end_offsets: dict[int, int] | None = None,
+        quota: dict[int, int] | None = None,
+        empty_batch: SampleBatch | None = None,
     ) -> None:
         if not next_offsets:
             raise ValueError("next_offsets must name at least one partition")
-        if pass_samples < len(next_offsets):
-            raise ValueError(
-                f"pass_samples must be >= the number of partitions ({len(next_offsets)}), got {pass_samples}"
-            )
         self.topic = topic
         self.partitions = sorted(next_offsets)
         self.next_offsets = dict(next_offsets)
@@ -83,8 +94,9 @@ class PassAssembler:
         self.domain_names = list(domain_names)
         self.pass_index = first_pass_index
         self.end_offsets = dict(end_offsets) if end_offsets is not None else None
-        base, extra = divmod(pass_samples, len(self.partitions))
-        self.quota = {p: base + (1 if i < extra else 0) for i, p in enumerate(self.partitions)}
+        quotas = quota if quota is not None else pass_quotas(pass_samples, self.partitions)
+        self.quota = {p: quotas[p] for p in self.partitions}
+        self.empty_batch = empty_batch
         self._pending: dict[int, deque[_Pending]] = {p: deque() for p in self.partitions}
         self._read_position = dict(self.next_offsets)
 
@@ -120,18 +132,32 @@ class PassAssembler:
 
     def close_pass(self) -> AssembledPass | None:
         """The next pass if the buffered messages decide it, else None (more data needed)."""
-        window = self._current_window()
+        window = self.head_window()
         if window is None:
             return None
-        takes: dict[int, list[tuple[_Pending, int]]] = {}
+        plans = self.plan(window)
+        if plans is None or not planned_rows(plans):
+            return None
+        return self.build(plans, window)
+
+    def head_window(self) -> int | None:
+        """The event-time window of the earliest head message over the partitions, or None when a
+        partition's head is not read yet (or every partition is exhausted)."""
+        return self._current_window()
+
+    def plan(self, window: int) -> Plans | None:
+        """How many rows each partition gives to the pass of ``window``, or None when undecided."""
+        takes: Plans = {}
         for p in self.partitions:
             plan = self._plan(p, window)
             if plan is None:
                 return None
             takes[p] = plan
-        if not any(n for plan in takes.values() for _, n in plan):
-            return None
-        return self._build(takes, window)
+        return takes
+
+    def build(self, plans: Plans, window: int) -> AssembledPass:
+        """Close the pass that ``plans`` (from :meth:`plan`) describes."""
+        return self._build(plans, window)
 
     def _expected_offset(self, partition: int) -> int:
         pending = self._pending[partition]
@@ -183,8 +209,9 @@ class PassAssembler:
         end = self.end_offsets.get(partition, 0)
         return self._read_position[partition] >= end or self.next_offsets[partition] >= end
 
-    def _build(self, takes: dict[int, list[tuple[_Pending, int]]], window: int) -> AssembledPass:
+    def _build(self, takes: Plans, window: int) -> AssembledPass:
         pieces: list[SampleBatch] = []
+        where: list[np.ndarray] = []
         ranges: list[PartitionRange] = []
         for p in self.partitions:
             start = self.next_offsets[p]
@@ -195,6 +222,7 @@ class PassAssembler:
                     continue
                 rows = slice(pending.cursor, pending.cursor + n)
                 pieces.append(pending.chunk.batch.slice(rows.start, rows.stop))
+                where.append(np.stack([np.full(n, p, dtype=np.int64), pending.chunk.offsets[rows]], axis=1))
                 end = int(pending.chunk.offsets[rows.stop - 1]) + 1
                 pending.cursor += n
                 taken += n
@@ -202,6 +230,10 @@ class PassAssembler:
                 self._pending[p].popleft()
             ranges.append(PartitionRange(p, start, end, taken))
             self.next_offsets[p] = end
+        if not pieces:
+            if self.empty_batch is None:
+                raise ValueError("a pass without rows needs the assembler's empty_batch")
+            pieces, where = [self.empty_batch], [np.zeros((0, 2), dtype=np.int64)]
         merged = SampleBatch.concat(pieces)
         order = np.argsort(merged.event_time_ms, kind="stable")
         ordered = take_rows(merged, order)
@@ -210,7 +242,8 @@ class PassAssembler:
         self.dedup.close_pass(batch.sample_id)
         manifest = self._manifest(batch, ranges, len(merged), window)
         self.pass_index += 1
-        return AssembledPass(batch, manifest)
+        origin = np.concatenate(where)[order][keep]
+        return AssembledPass(batch, manifest, origin[:, 0].copy(), origin[:, 1].copy())
 
     def _manifest(self, batch: SampleBatch, ranges: list[PartitionRange], messages: int, window: int) -> PassManifest:
         domains = np.bincount(batch.domain, minlength=len(self.domain_names))
@@ -231,3 +264,17 @@ class PassAssembler:
             observed_by_task={t: int(observed[i]) for i, t in enumerate(self.task_names)},
             positives_by_task={t: int(positives[i]) for i, t in enumerate(self.task_names)},
         )
+
+
+def pass_quotas(pass_samples: int, partitions: list[int]) -> dict[int, int]:
+    """Messages per pass from each of ``partitions`` (sorted): ``pass_samples`` split evenly."""
+    if pass_samples < len(partitions):
+        raise ValueError(f"pass_samples must be >= the number of partitions ({len(partitions)}), got {pass_samples}")
+    ordered = sorted(partitions)
+    base, extra = divmod(pass_samples, len(ordered))
+    return {p: base + (1 if i < extra else 0) for i, p in enumerate(ordered)}
+
+
+def planned_rows(plans: Plans) -> int:
+    """Rows a plan of :meth:`PassAssembler.plan` takes."""
+    return sum(n for plan in plans.values() for _, n in plan)

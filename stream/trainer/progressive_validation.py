@@ -30,16 +30,29 @@ def progressive_metrics(
     batch: SampleBatch, probabilities: np.ndarray, task_names: list[str], domain_names: list[str]
 ) -> ProgressiveMetrics:
     """Metrics of ``probabilities`` ``[B, T]`` against the batch's observed labels."""
+    return progressive_metrics_of(batch.labels, batch.label_mask, batch.domain, probabilities, task_names, domain_names)
+
+
+def progressive_metrics_of(
+    labels: np.ndarray,
+    label_mask: np.ndarray,
+    sample_domain: np.ndarray,
+    probabilities: np.ndarray,
+    task_names: list[str],
+    domain_names: list[str],
+) -> ProgressiveMetrics:
+    """Metrics of ``probabilities`` ``[B, T]`` against ``labels`` where ``label_mask`` (both ``[B, T]``),
+    per task and per domain (``sample_domain [B]``)."""
     out = ProgressiveMetrics()
     for t, task in enumerate(task_names):
-        observed = batch.label_mask[:, t]
-        labels, scores = batch.labels[observed, t], probabilities[observed, t]
-        out.auc[task] = auc(labels, scores)
-        out.logloss[task] = logloss(labels, scores)
-        out.logloss_stderr[task] = logloss_stderr(labels, scores)
+        observed = label_mask[:, t]
+        task_labels, scores = labels[observed, t], probabilities[observed, t]
+        out.auc[task] = auc(task_labels, scores)
+        out.logloss[task] = logloss(task_labels, scores)
+        out.logloss_stderr[task] = logloss_stderr(task_labels, scores)
         out.observed[task] = int(observed.sum())
-        out.positives[task] = int((labels > 0.5).sum())
-        domains = batch.domain[observed]
+        out.positives[task] = int((task_labels > 0.5).sum())
+        domains = sample_domain[observed]
         out.auc_by_domain[task] = {}
         out.logloss_by_domain[task] = {}
         out.positives_by_domain[task] = {}
@@ -47,7 +60,7 @@ def progressive_metrics(
             in_domain = domains == d
             if not in_domain.any():
                 continue
-            out.auc_by_domain[task][domain] = auc(labels[in_domain], scores[in_domain])
-            out.logloss_by_domain[task][domain] = logloss(labels[in_domain], scores[in_domain])
-            out.positives_by_domain[task][domain] = int((labels[in_domain] > 0.5).sum())
+            out.auc_by_domain[task][domain] = auc(task_labels[in_domain], scores[in_domain])
+            out.logloss_by_domain[task][domain] = logloss(task_labels[in_domain], scores[in_domain])
+            out.positives_by_domain[task][domain] = int((task_labels[in_domain] > 0.5).sum())
     return out

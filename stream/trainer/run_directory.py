@@ -46,10 +46,15 @@ class TrainerPaths:
 
 
 class RunDirectories:
-    """The run, model and checkpoint directories of one trainer, locked while it runs."""
+    """The run, model and checkpoint directories of one trainer, locked while it runs.
 
-    def __init__(self, paths: TrainerPaths) -> None:
+    With N ranks rank 0 holds the locks for every rank (``lock`` false on the others) and each rank
+    also cleans its own ``shard_dirs`` (its table shard's exports, its checkpoints)."""
+
+    def __init__(self, paths: TrainerPaths, lock: bool = True, shard_dirs: list[Path] | None = None) -> None:
         self.paths = paths
+        self.lock = lock
+        self.shard_dirs = list(shard_dirs or [])
         self._locks: list[DirectoryLock] = []
 
     def claim(self) -> None:
@@ -65,7 +70,7 @@ class RunDirectories:
                     "give --run-dir (or run_dir / trainer.model_dir / trainer.checkpoint_dir) a writable directory"
                 ) from None
         try:
-            for directory in dict.fromkeys(d.resolve() for d in roles.values()):
+            for directory in dict.fromkeys(d.resolve() for d in roles.values()) if self.lock else ():
                 lock = DirectoryLock(directory)
                 lock.acquire()
                 self._locks.append(lock)
@@ -81,8 +86,9 @@ class RunDirectories:
                 f"cannot lock {error.filename} ({error.strerror}); it must be a writable directory"
             ) from None
         removed = []
-        for directory in (paths.run_dir, paths.run_dir / MANIFESTS_DIR, paths.model_dir,
-                          paths.model_dir / TABLE_DIR, paths.checkpoint_dir):  # fmt: skip
+        ours = [paths.run_dir, paths.run_dir / MANIFESTS_DIR, paths.model_dir, paths.model_dir / TABLE_DIR,
+                paths.checkpoint_dir] if self.lock else []  # fmt: skip
+        for directory in ours + self.shard_dirs:
             removed += remove_stale_temporaries(directory)
         if removed:
             log.info("removed %d temporary files left by an interrupted write: %s", len(removed), removed[0].name)

@@ -56,7 +56,7 @@ def load_warm_model(
     dense_state = read_dense_state(files.path)
     try:
         table = EmbeddingTable.load_export(
-            model_dir / files.table_dir, up_to_pass=files.pass_index, config=table_config
+            [model_dir / name for name in files.table_dirs], up_to_pass=files.pass_index, config=table_config
         )
         model = TrainingModel(schema, model_config, table)
         model.load_dense_state(dense_state)

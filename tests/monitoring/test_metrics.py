@@ -207,3 +207,12 @@ def _python_info_labels(registry: CollectorRegistry) -> dict[str, str]:
         if metric.name == "python_info":
             return metric.samples[0].labels
     raise AssertionError("python_info missing")
+
+
+def test_table_metrics_report_each_shard() -> None:
+    registry = CollectorRegistry()
+    table = TableMetrics(registry)
+    table.update_shards([10, 12], [1000, 1100], [2048, 2048])
+    assert registry.get_sample_value("pepnet_table_shard_rows", {"shard": "1"}) == 12
+    assert registry.get_sample_value("pepnet_table_shard_used_bytes", {"shard": "0"}) == 1000
+    assert registry.get_sample_value("pepnet_table_shard_budget_bytes", {"shard": "1"}) == 2048

@@ -94,3 +94,25 @@ def test_a_pass_directory_that_is_a_symlink_is_not_followed(two_passes, tmp_path
     with pytest.raises(ModelFileError) as error:
         latest_pass(pass_dir.parent)
     assert error.value.reason == "outside_model_dir"
+
+
+@pytest.mark.parametrize(
+    "table_dirs, accepted",
+    [(["table/shard-0-of-2", "table/shard-1-of-2"], True), (["table/../../etc"], False), (["elsewhere"], False),
+     (["table/shard-0-of-2/x"], False), (["/table"], False)],
+)  # fmt: skip
+def test_shard_directories_must_lie_in_the_table_directory(two_passes, table_dirs, accepted):
+    from stream.storage.checksums import write_checksums
+
+    _, pass_dir = two_passes
+    description = json.loads((pass_dir / "model.json").read_text())
+    description["table_dirs"] = table_dirs
+    (pass_dir / "model.json").write_text(json.dumps(description))
+    (pass_dir / "CHECKSUMS.json").unlink()
+    write_checksums(pass_dir, {"format": 1, "pass_index": 1})
+    if accepted:
+        assert latest_pass(pass_dir.parent).table_dirs == table_dirs
+    else:
+        with pytest.raises(ModelFileError, match="names table directory") as error:
+            latest_pass(pass_dir.parent)
+        assert error.value.reason == "outside_model_dir"
