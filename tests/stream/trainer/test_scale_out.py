@@ -28,12 +28,12 @@ import torch
 import yaml
 
 from monitoring.run_log import read_pass_records
-from stream.config.pipeline import PROJECT_ROOT
 from stream.scoring.exported_model import ExportedModel
 from stream.serving.live_model import LiveModel, PassUpdate
 from stream.trainer.loop import read_manifests
 from stream.trainer.run_checkpoints import COMMIT_FILE
 from stream.trainer.training_model import dense_tensors_equal
+from tests.conftest import REPO_ROOT
 
 from .kafka_samples import SMALL_TRAINER, fill_samples_topic, kafka_overrides, simulated_samples, small_config
 
@@ -64,7 +64,7 @@ def clean_env() -> dict[str, str]:
 
 
 def train(config_path: Path, run_dir: Path, *args: str) -> subprocess.CompletedProcess:
-    done = subprocess.run(train_command(config_path, run_dir, *args), cwd=PROJECT_ROOT, env=clean_env(),
+    done = subprocess.run(train_command(config_path, run_dir, *args), cwd=REPO_ROOT, env=clean_env(),
                           capture_output=True, text=True, timeout=600)  # fmt: skip
     assert done.returncode == 0, done.stderr
     return done
@@ -194,7 +194,7 @@ def test_kill_9_of_either_rank_equals_an_uninterrupted_run(pipeline_config, tmp_
     killed = tmp_path / "killed"
     rng = np.random.default_rng(14)
     launcher = subprocess.Popen(
-        train_command(config_path, killed, *ranks, "--max-restarts", str(KILLS)), cwd=PROJECT_ROOT, env=clean_env(),
+        train_command(config_path, killed, *ranks, "--max-restarts", str(KILLS)), cwd=REPO_ROOT, env=clean_env(),
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     victims = [int(v) for v in rng.permutation([0, 1, *rng.integers(0, 2, KILLS - 2)])]  # each rank at least once
