@@ -26,6 +26,7 @@ from stream.config.pipeline import PipelineConfig
 from stream.trainer.checkpoint_writer import DENSE_STATE_FILE, STATE_FILE, TABLE_STATE_FILE
 from stream.trainer.rank_group import RankGroup
 from stream.trainer.run_checkpoints import CommittedPass
+from stream.trainer.training_model import check_table_fits, new_table
 from stream.trainer.warm_start import continue_offsets, load_warm_model
 
 log = logging.getLogger(__name__)
@@ -106,8 +107,9 @@ def warm_start(
 def fresh_table(config: TableConfig, group: RankGroup) -> EmbeddingTableInterface:
     """An empty table: one process's, or this rank's shard of N."""
     if group.distributed:
+        check_table_fits(config.budget_bytes // group.world_size, config)  # this rank's share
         return ShardedEmbeddingTable.create(config, group.exchange)
-    return EmbeddingTable(config)
+    return new_table(config)
 
 
 def dense_state_path(committed: CommittedPass) -> Path:

@@ -26,15 +26,22 @@ from pepnet.train_step import TrainStep
 from stream.config.errors import UserError
 
 
-def new_table(config: TableConfig, seed: int | None = None) -> EmbeddingTable:
-    """An empty embedding table of ``config``; :class:`UserError` (one line) when its byte budget
-    cannot fit in this machine's memory, instead of numpy failing to allocate terabytes."""
+def check_table_fits(budget_bytes: int, config: TableConfig) -> None:
+    """:class:`UserError` (one line) when a table of ``budget_bytes`` (bytes: the whole table, or a
+    rank's shard) cannot fit in this machine's memory, instead of numpy failing to allocate terabytes."""
     memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    if config.budget_bytes > memory:
+    if budget_bytes > memory:
+        share = "" if budget_bytes == config.budget_bytes else " per rank"
         raise UserError(
-            f"embedding_store.budget_bytes = {config.budget_bytes} ({config.budget_bytes / 2**30:.1f} GiB) is more "
+            f"embedding_store.budget_bytes = {config.budget_bytes} ({budget_bytes / 2**30:.1f} GiB{share}) is more "
             f"than this machine's memory ({memory / 2**30:.1f} GiB); lower it"
         )
+
+
+def new_table(config: TableConfig, seed: int | None = None) -> EmbeddingTable:
+    """An empty embedding table of ``config``; :class:`UserError` (one line) when its byte budget
+    cannot fit in this machine's memory."""
+    check_table_fits(config.budget_bytes, config)
     try:
         return EmbeddingTable(config, seed=seed)
     except MemoryError:
