@@ -68,7 +68,7 @@ from stream.trainer.run_directory import MANIFESTS_DIR, RunDirectories, TrainerP
 from stream.trainer.sample_reader import ReaderSettings, SampleReader
 from stream.trainer.start_line import RunDescription, start_line
 from stream.trainer.trainer_monitoring import TrainerMonitoring
-from stream.trainer.training_model import TrainingModel
+from stream.trainer.training_model import TrainingModel, refuse_random_weights
 
 log = logging.getLogger(__name__)
 
@@ -150,6 +150,7 @@ class IncrementalTrainer:
             return self._warm_start(self.config.trainer.init_from)
         if committed is None:
             check_model_dir(self.paths)
+            refuse_random_weights(self.config.model)
             self._build_model(fresh_table(self.config.embedding_store, self.group))
             return ResumePoint()
         resume = read_resume_point(committed, self.topic, self.group.world_size)

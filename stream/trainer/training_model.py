@@ -51,6 +51,17 @@ def new_table(config: TableConfig, seed: int | None = None) -> EmbeddingTable:
         ) from None
 
 
+def refuse_random_weights(model_config: ModelConfig) -> None:
+    """:class:`UserError` (one line) for the preset ``paper-online`` starting from random weights:
+    its learning rate is meant for continuing a trained model."""
+    if model_config.preset == "paper-online":
+        raise UserError(
+            "model.preset paper-online fine-tunes a trained model (Adam lr 5e-6) and learns next to nothing "
+            "from random weights; pass --init-from MODEL_DIR (trainer.init_from: an exported model) "
+            "or use model.preset cold-start"
+        )
+
+
 class TrainingModel:
     """Table (any :class:`EmbeddingTableInterface`), network and :class:`TrainStep` for one schema."""
 
@@ -66,12 +77,7 @@ class TrainingModel:
     def fresh(cls, schema: FeatureSchema, model_config: ModelConfig, table_config: TableConfig) -> TrainingModel:
         """A new model: random dense weights and an empty embedding table (UserError for the preset
         ``paper-online``, whose learning rate is meant for continuing a trained model)."""
-        if model_config.preset == "paper-online":
-            raise UserError(
-                "model.preset paper-online fine-tunes a trained model (Adam lr 5e-6) and learns next to nothing "
-                "from random weights; pass --init-from MODEL_DIR (trainer.init_from: an exported model) "
-                "or use model.preset cold-start"
-            )
+        refuse_random_weights(model_config)
         return cls(schema, model_config, new_table(table_config))
 
     # ------------------------------------------------------------------ dense state
