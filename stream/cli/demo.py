@@ -19,7 +19,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     defaults = DemoSettings()
     parser = subparsers.add_parser(
         "demo",
-        help="run the whole pipeline locally for a few passes and print a per-pass table (~2-3 minutes)",
+        help="run the whole pipeline locally for a few passes and print a per-pass table (about a minute)",
         description="Local broker, fresh topics, simulator, `pepnet worker`, trainer; then a per-pass table.",
     )
     parser.add_argument("--impressions", type=int, default=defaults.impressions, help="simulated impressions")
