@@ -60,6 +60,18 @@ class TableLayout:
         """Accounted bytes with ``rows`` live rows."""
         return self.fixed_bytes + rows * self.row_bytes
 
+    def bytes_by_component(self, rows: int) -> dict[str, int]:
+        """Bytes of ``rows`` live rows and of the fixed arrays, by component (the default row included
+        in the weights)."""
+        return {
+            "weights": 4 * self.dim * (rows + 1),
+            "optimizer": 4 * self.accumulator_width * rows,
+            "metadata": (self.row_bytes - 4 * self.dim - 4 * self.accumulator_width) * rows,
+            "index": self.index_bytes,
+            "admission_filter": self.filter_bytes,
+            "deletion_log": self.deletion_log_bytes,
+        }
+
     def rows_within(self, byte_limit: float) -> int:
         """Most live rows whose accounted bytes stay <= ``byte_limit``."""
         return max(0, min(self.capacity, math.floor((byte_limit - self.fixed_bytes) / self.row_bytes)))

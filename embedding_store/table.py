@@ -12,7 +12,7 @@ import numpy as np
 from embedding_store.adagrad import adagrad_step, sum_duplicate_gradients
 from embedding_store.admission import CountingFilter, admission_probability_draw
 from embedding_store.config import TableConfig
-from embedding_store.eviction import EvictionReason, lowest_score_rows, ttl_expired, under_updated
+from embedding_store.eviction import EvictionReason, lowest_score_rows, pass_end_victims
 from embedding_store.export import ROW_FIELDS, ExportRecord, TableExport
 from embedding_store.index import OpenAddressingIndex
 from embedding_store.inputs import (
@@ -35,6 +35,7 @@ from embedding_store.table_files import (
     capture_export,
     export_table,
     read_table_state,
+    write_exported_rows,
     write_table_state,
 )
 from embedding_store.table_state import CHANGED, DIRTY, TOUCHED, RowArrays, TableCounters
@@ -260,12 +261,8 @@ class EmbeddingTable:
 
     # ----------------------------------------------------------------- pass end
     def end_pass(self, pass_index: int, event_time_ms: int) -> PassEndReport:
-        """Decay scores, then delete expired, under-updated, over-limit and over-budget rows.
-
-        Order: TTL (unseen for ``ttl_ms``), min-updates (older than the grace age with fewer than
-        ``min_updates`` updates), per-feature limits (lowest scores of that feature), byte budget
-        (above the high watermark: lowest scores until the low watermark).
-        """
+        """Decay scores, then delete expired, under-updated, over-limit and over-budget rows, in
+        that order (:func:`~embedding_store.eviction.pass_end_victims`)."""
         started = time.perf_counter()
         rows, config = self.rows, self.config
         rows_before = len(self)
@@ -274,31 +271,10 @@ class EmbeddingTable:
         evicted = dict.fromkeys(self.counters.evictions, 0)
         decay_scores(rows.score, config.score_decay)
         live = self._live()
-        resolution = config.time_resolution_ms
-        if config.ttl_ms:
-            expired = ttl_expired(rows.last_seen, live, now, config.ttl_ms // resolution)
-            evicted[EvictionReason.TTL] += self._delete(expired, EvictionReason.TTL, live)
-        if config.min_updates:
-            grace = config.min_updates_grace_ms // resolution
-            stale = under_updated(rows.created, rows.updates, live, now, grace, config.min_updates)
-            evicted[EvictionReason.MIN_UPDATES] += self._delete(stale, EvictionReason.MIN_UPDATES, live)
-        rows_per_tag = self.counters.rows_per_tag
-        over_limit = {
-            tag: rows_per_tag.get(tag, 0) - limit
-            for tag, limit in self._limits_by_tag.items()
-            if rows_per_tag.get(tag, 0) > limit
-        }
-        if over_limit:
-            row_tags = key_tags(rows.keys[: self.capacity])
-            for tag, excess in over_limit.items():
-                candidates = np.flatnonzero((row_tags == tag) & live)
-                victims = lowest_score_rows(rows.score, excess, candidates)
-                evicted[EvictionReason.FEATURE_LIMIT] += self._delete(victims, EvictionReason.FEATURE_LIMIT, live)
-        budget = config.budget_bytes
-        if self.layout.used_bytes(len(self)) > config.high_watermark * budget:
-            target_rows = self.layout.rows_within(config.low_watermark * budget)
-            victims = lowest_score_rows(rows.score, len(self) - target_rows)
-            evicted[EvictionReason.BUDGET] += self._delete(victims, EvictionReason.BUDGET, live)
+        victims = pass_end_victims(rows, live, now, config, self.layout, self.counters.rows_per_tag,
+                                   self._limits_by_tag, self.__len__)  # fmt: skip
+        for reason, slots in victims:  # each batch deleted before the next is chosen
+            evicted[reason] += self._delete(slots, reason, live)
         self.counters.passes_ended += 1
         halving = config.admission_filter_halving_passes
         if self.admission_filter is not None and halving and self.counters.passes_ended % halving == 0:
@@ -314,7 +290,7 @@ class EmbeddingTable:
             rows_before=rows_before,
             rows_after=len(self),
             bytes_used=self.layout.used_bytes(len(self)),
-            budget_bytes=budget,
+            budget_bytes=config.budget_bytes,
             evictions=evicted,
             index_rebuilt=rebuilt,
             duration_s=time.perf_counter() - started,
@@ -353,19 +329,11 @@ class EmbeddingTable:
         """Bytes by component, rows (total and per feature) and cumulative policy counters."""
         rows = len(self)
         layout, counters = self.layout, self.counters
-        components = {
-            "weights": 4 * self.dim * (rows + 1),
-            "optimizer": 4 * layout.accumulator_width * rows,
-            "metadata": (layout.row_bytes - 4 * self.dim - 4 * layout.accumulator_width) * rows,
-            "index": layout.index_bytes,
-            "admission_filter": layout.filter_bytes,
-            "deletion_log": layout.deletion_log_bytes,
-        }
         return TableStats(
             budget_bytes=self.config.budget_bytes,
             bytes_used=layout.used_bytes(rows),
             bytes_allocated=layout.allocated_bytes,
-            bytes_by_component=components,
+            bytes_by_component=layout.bytes_by_component(rows),
             capacity_rows=layout.capacity,
             rows=rows,
             rows_per_feature={self._feature_name(tag): n for tag, n in sorted(counters.rows_per_tag.items())},
@@ -424,8 +392,7 @@ class EmbeddingTable:
     def upsert_rows(self, rows: dict[str, np.ndarray]) -> None:
         """Write exported rows (``ROW_FIELDS``), creating the missing keys; last-seen = creation.
         Rows that also carry ``score`` and ``last_seen`` (a table moved to other shards) keep them."""
-        keys = rows["keys"]
-        slots = self.index.find(keys)
+        slots = self.index.find(rows["keys"])
         absent = slots < 0
         if int(absent.sum()) > self.counters.free_count:
             raise ValueError(
@@ -433,14 +400,8 @@ class EmbeddingTable:
                 f"{len(self) + int(absent.sum())} exported rows"
             )
         if absent.any():
-            slots[absent] = self._allocate(keys[absent], 0)
-        arrays = self.rows.as_dict()
-        for name in ROW_FIELDS:
-            arrays[name][slots] = rows[name]
-        self.rows.last_seen[slots] = rows.get("last_seen", rows["created"])
-        if "score" in rows:
-            self.rows.score[slots] = rows["score"]
-        self.rows.flags[slots] |= CHANGED
+            slots[absent] = self._allocate(rows["keys"][absent], 0)
+        write_exported_rows(self.rows, slots, rows)
 
     # ----------------------------------------------------------------- checkpoints
     def save_state(self, path: str | Path) -> None:

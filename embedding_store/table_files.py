@@ -22,7 +22,7 @@ from embedding_store.export import (
     read_export_chain,
 )
 from embedding_store.npz_file import read_npz_checked, write_npz_atomic
-from embedding_store.table_state import CHANGED, DIRTY, TableCounters
+from embedding_store.table_state import CHANGED, DIRTY, RowArrays, TableCounters
 
 if TYPE_CHECKING:
     from embedding_store.table import EmbeddingTable
@@ -129,6 +129,18 @@ def capture_export(table: EmbeddingTable, model_dir: Path, pass_index: int) -> T
     if snapshot:
         counters.last_snapshot_pass = pass_index
     return export
+
+
+def write_exported_rows(arrays: RowArrays, slots: np.ndarray, rows: dict[str, np.ndarray]) -> None:
+    """Write exported rows (``ROW_FIELDS``, plus ``score``/``last_seen`` when present, else last-seen =
+    creation) into ``arrays`` at ``slots``, flagged as changed."""
+    columns = arrays.as_dict()
+    for name in ROW_FIELDS:
+        columns[name][slots] = rows[name]
+    arrays.last_seen[slots] = rows.get("last_seen", rows["created"])
+    if "score" in rows:
+        arrays.score[slots] = rows["score"]
+    arrays.flags[slots] |= CHANGED
 
 
 def apply_export_chains(
