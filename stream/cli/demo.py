@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import signal
+import time
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -52,8 +52,8 @@ def run(args: argparse.Namespace, config: PipelineConfig) -> int:
         if args.hold_metrics:
             print("the worker's and the trainer's metrics stay up for a last scrape; Ctrl-C to exit", flush=True)
             with contextlib.suppress(KeyboardInterrupt):
-                while True:
-                    signal.pause()
+                while True:  # not signal.pause(): Ctrl-C may reach another thread and never wake it
+                    time.sleep(0.5)
 
     result = run_demo(args.config, settings, say=lambda line: print(line, flush=True), finished=finished)
     return 0 if result.records else 1
