@@ -34,6 +34,10 @@ log = logging.getLogger(__name__)
 # over the whole group (which let a message hold two samples).
 _JSON = msgspec.json.Decoder()
 
+# What a message that is not a sample of the schema raises while decoded and batched. (An integer
+# beyond 64 bits raises OverflowError when laid out as int64 columns.)
+_NOT_A_SAMPLE = (ValueError, KeyError, TypeError, AttributeError, OverflowError)
+
 
 @dataclass
 class ReaderSettings:
@@ -64,7 +68,7 @@ class ChunkDecoder:
         for i, value in enumerate(values):
             try:
                 samples.append(sample_from_dict(_JSON.decode(value)))  # type: ignore[arg-type]
-            except (ValueError, KeyError, TypeError, AttributeError) as error:
+            except _NOT_A_SAMPLE as error:
                 self._skip(error)
                 continue
             kept.append(i)
@@ -72,7 +76,7 @@ class ChunkDecoder:
             return np.empty(0, dtype=np.int64), None
         try:
             return np.asarray(kept, dtype=np.int64), self.batcher.build(samples)
-        except (ValueError, KeyError, TypeError, AttributeError):
+        except _NOT_A_SAMPLE:
             return self._build_one_by_one(kept, samples)
 
     def _build_one_by_one(
@@ -83,7 +87,7 @@ class ChunkDecoder:
         for i, sample in zip(kept, samples, strict=True):
             try:
                 self.batcher.build([sample])
-            except (ValueError, KeyError, TypeError, AttributeError) as error:
+            except _NOT_A_SAMPLE as error:
                 self._skip(error)
                 continue
             good_rows.append(i)

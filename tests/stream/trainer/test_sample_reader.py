@@ -36,3 +36,19 @@ def test_a_group_of_valid_messages_decodes_to_one_row_each_and_invalid_ones_are_
     kept, batch = decoder.decode([unknown_domain, encode(samples[1])])  # a sample, but not of the schema
     assert kept.tolist() == [1] and batch is not None and batch.sample_id == [samples[1].sample_id]
     assert counted == [1] and decoder.invalid == 1
+
+
+def test_an_integer_beyond_64_bits_is_an_invalid_message_not_a_crash() -> None:
+    """Laying such a value out as int64 columns raised OverflowError, which the decoder let through
+    (the reader thread stopped and the trainer with it)."""
+    config = load_config(environ={})
+    samples = [s for s, _ in EventSimulator(config.simulator, config.schema).labelled_samples(3, 300_000)]
+    huge = re.sub(rb'"user_id":\d+', b'"user_id":' + str(2**70).encode(), encode(samples[1]), count=1)
+    decoder = ChunkDecoder(SampleBatcher(config.schema))
+    kept, batch = decoder.decode([encode(samples[0]), huge, encode(samples[2])])
+    assert (
+        kept.tolist() == [0, 2]
+        and batch is not None
+        and batch.user_id.tolist() == [samples[0].impression.user_id, samples[2].impression.user_id]
+    )
+    assert decoder.invalid == 1
