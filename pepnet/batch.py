@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-if TYPE_CHECKING:  # annotations only: building batches (simulator, reader) must not load torch
+if TYPE_CHECKING:  # annotations only: building batches (simulator, reader, decoder processes) must not load torch
     import torch
 
 

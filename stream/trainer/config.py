@@ -32,6 +32,9 @@ class TrainerConfig:
     consume_messages: int = 2000
     consume_timeout_ms: int = 100
     queue_chunks: int = 32
+    # Processes decoding the messages' JSON, so that decoding never holds the training process's
+    # GIL; 0 = decode on the reader thread of the training process.
+    decoder_processes: int = 1
     # Bit-for-bit reproducible training: torch deterministic algorithms on one thread.
     deterministic: bool = False
     keep_exports: int = 5  # pass directories kept in model_dir (the table chain prunes itself)
@@ -47,6 +50,10 @@ class TrainerConfig:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
         if self.pass_event_time_ms < 0:
             raise ValueError(f"pass_event_time_ms must be >= 0 (0 = no time limit), got {self.pass_event_time_ms}")
+        if self.decoder_processes < 0:
+            raise ValueError(
+                f"decoder_processes must be >= 0 (0 = decode on the reader thread), got {self.decoder_processes}"
+            )
         if self.dedup_passes < 0:
             raise ValueError(f"dedup_passes must be >= 0 (0 = within the pass only), got {self.dedup_passes}")
         if self.keep_checkpoint_chains < 2:

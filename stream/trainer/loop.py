@@ -209,7 +209,7 @@ class IncrementalTrainer:
             options.group_id or trainer.consumer_group,
             start,
             SampleBatcher(self.schema),
-            ReaderSettings(trainer.consume_messages, trainer.consume_timeout_ms, trainer.queue_chunks),
+            ReaderSettings.of(trainer),
             end_offsets=end,
             stats_callback=self.monitoring.lag_callback(),
             statistics_interval_ms=self.config.monitoring.kafka_stats_interval_ms,
@@ -243,7 +243,7 @@ class IncrementalTrainer:
                 assembler.offer(chunk)
                 reader.set_paused({p for p in assembler.partitions if assembler.buffered(p) > buffer_limit[p]})
         finally:
-            summary.invalid_messages = reader.decoder.invalid
+            summary.invalid_messages = reader.invalid
             summary.stopped = self._stopping.is_set()
             try:
                 self._writer.close()  # the last checkpoint durable (and committed) first

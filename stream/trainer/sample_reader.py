@@ -1,11 +1,14 @@
-"""Read the samples topic with batched ``consume()`` and decode it on a background thread.
+"""Read the samples topic with batched ``consume()``; decode it off the training thread.
 
 The reader thread assigns explicit partitions at explicit offsets (from the checkpoint: the
 consumer group's committed offsets are never used to position), consumes up to
-``consume_messages`` per call, groups the messages by partition, decodes each message's JSON (one
-message, one sample) into one :class:`SampleBatch` per group and puts it on a bounded queue.
-Training takes chunks off the queue, so
-Kafka I/O and JSON decoding overlap with the torch work (both release the GIL for most of it).
+``consume_messages`` per call and groups the messages by partition. Each group (a chunk) is
+decoded, one message one sample, into a :class:`SampleBatch` by
+:class:`~stream.trainer.chunk_decoder.ChunkDecoder`: in ``decoder_processes`` separate processes
+(:mod:`stream.trainer.decoder_processes`; the default, 1), so that decoding never holds the
+training process's GIL, or on the reader thread itself when it is 0. Decoded chunks come back in
+the order they were read and wait on a bounded queue; training takes them off it, so Kafka I/O
+(librdkafka's own threads) and decoding overlap with the torch work.
 """
 
 from __future__ import annotations
@@ -16,91 +19,38 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import msgspec
 import numpy as np
 from confluent_kafka import KafkaError, KafkaException, Message, TopicPartition
 
 from pepnet.batch import SampleBatch
 from stream.config.errors import UserError
 from stream.events.batching import SampleBatcher
-from stream.events.formats import LabelledSample, sample_from_dict
 from stream.kafka.clients import check_reachable, new_consumer
 from stream.kafka.config import KafkaConfig
+from stream.trainer.chunk_decoder import ChunkDecoder, empty_batch
+from stream.trainer.config import TrainerConfig
+from stream.trainer.decoder_processes import DecoderProcesses
 from stream.trainer.pass_assembler import DecodedChunk
 
 log = logging.getLogger(__name__)
 
-# Untyped msgspec JSON: the same dicts as json.loads, in about half the time of one json.loads
-# over the whole group (which let a message hold two samples).
-_JSON = msgspec.json.Decoder()
-
-# What a message that is not a sample of the schema raises while decoded and batched. (An integer
-# beyond 64 bits raises OverflowError when laid out as int64 columns.)
-_NOT_A_SAMPLE = (ValueError, KeyError, TypeError, AttributeError, OverflowError)
-
 
 @dataclass
 class ReaderSettings:
-    """How the reader consumes: messages per ``consume()``, wait per call (ms), chunks queued ahead."""
+    """How the reader consumes: messages per ``consume()``, wait per call (ms), chunks queued ahead,
+    and the processes that decode them (0 = on the reader thread)."""
 
     consume_messages: int = 2000
     consume_timeout_ms: int = 100
     queue_chunks: int = 32
+    decoder_processes: int = 1
 
-
-class ChunkDecoder:
-    """JSON messages of one partition -> SampleBatch; undecodable messages are skipped and counted.
-
-    Each message is decoded on its own: a message is one sample or invalid. (Parsing a group of
-    messages joined into one JSON array let a message ``<sample>,<sample>`` smuggle in an extra
-    row, which shifted every later row against its offset.) ``on_invalid`` is called once per
-    invalid message (a metric).
-    """
-
-    def __init__(self, batcher: SampleBatcher, on_invalid: Callable[[], object] | None = None) -> None:
-        self.batcher = batcher
-        self.invalid = 0
-        self.on_invalid = on_invalid
-
-    def decode(self, values: list[bytes | None]) -> tuple[np.ndarray, SampleBatch | None]:
-        """(indices of the decoded messages, their batch, one row each, or None if none decoded)."""
-        kept, samples = [], []
-        for i, value in enumerate(values):
-            try:
-                samples.append(sample_from_dict(_JSON.decode(value)))  # type: ignore[arg-type]
-            except _NOT_A_SAMPLE as error:
-                self._skip(error)
-                continue
-            kept.append(i)
-        if not samples:
-            return np.empty(0, dtype=np.int64), None
-        try:
-            return np.asarray(kept, dtype=np.int64), self.batcher.build(samples)
-        except _NOT_A_SAMPLE:
-            return self._build_one_by_one(kept, samples)
-
-    def _build_one_by_one(
-        self, kept: list[int], samples: list[LabelledSample]
-    ) -> tuple[np.ndarray, SampleBatch | None]:
-        """Find the samples that decode as JSON but do not fit the schema (wrong types, shapes)."""
-        good_rows, good = [], []
-        for i, sample in zip(kept, samples, strict=True):
-            try:
-                self.batcher.build([sample])
-            except _NOT_A_SAMPLE as error:
-                self._skip(error)
-                continue
-            good_rows.append(i)
-            good.append(sample)
-        if not good:
-            return np.empty(0, dtype=np.int64), None
-        return np.asarray(good_rows, dtype=np.int64), self.batcher.build(good)
-
-    def _skip(self, error: Exception) -> None:
-        self.invalid += 1
-        if self.on_invalid is not None:
-            self.on_invalid()
-        log.warning("skipping an undecodable sample message (%s: %s)", type(error).__name__, str(error)[:200])
+    @staticmethod
+    def of(trainer: TrainerConfig) -> ReaderSettings:
+        """The reader settings of the ``trainer`` config section."""
+        return ReaderSettings(
+            trainer.consume_messages, trainer.consume_timeout_ms, trainer.queue_chunks, trainer.decoder_processes
+        )
 
 
 def partition_offsets(kafka: KafkaConfig, topic: str, timeout_s: float = 10.0) -> dict[int, tuple[int, int]]:
@@ -130,7 +80,7 @@ class SampleReader:
 
     ``end_offsets`` stops each partition there (replay / catch-up). ``stats_callback`` receives
     librdkafka's statistics JSON (consumer lag) when ``statistics_interval_ms`` > 0; ``on_invalid``
-    is called for every message that is not a sample.
+    is called for every message that is not a sample (counted in :attr:`invalid`).
     """
 
     def __init__(
@@ -153,7 +103,11 @@ class SampleReader:
         self.topic = topic
         self.settings = settings
         self.end_offsets = dict(end_offsets) if end_offsets is not None else None
-        self.decoder = ChunkDecoder(batcher, on_invalid)
+        self._batcher = batcher
+        self._on_invalid = on_invalid
+        self._decoder = ChunkDecoder(batcher, on_invalid) if settings.decoder_processes == 0 else None
+        self._processes: DecoderProcesses | None = None
+        self._invalid_decoded_elsewhere = 0  # invalid messages counted by the decoder processes
         self._consumer = new_consumer(kafka, group_id, name=f"{topic} reader", overrides=overrides)
         self._start_offsets = dict(start_offsets)
         self._read_positions = dict(start_offsets)  # next offset to read per partition (reader thread)
@@ -167,7 +121,12 @@ class SampleReader:
         self._high_watermarks: dict[int, int] = {}
 
     def start(self) -> None:
-        """Assign the partitions at their start offsets and start the reader thread."""
+        """Start the decoder processes (if any), assign the partitions at their start offsets and
+        start the reader thread."""
+        if self._decoder is None:
+            self._processes = DecoderProcesses(
+                self._batcher.schema, self.settings.decoder_processes, self._deliver, self._put
+            )
         partitions = [TopicPartition(self.topic, p, o) for p, o in sorted(self._start_offsets.items())]
         self._consumer.assign(partitions)
         self._thread.start()
@@ -198,11 +157,24 @@ class SampleReader:
             high = dict(self._high_watermarks)
         return sum(max(0, high[p] - o) for p, o in next_offsets.items() if p in high)
 
+    @property
+    def invalid(self) -> int:
+        """Messages read so far that were not samples (skipped)."""
+        return self._decoder.invalid if self._decoder is not None else self._invalid_decoded_elsewhere
+
+    @property
+    def decoder_pids(self) -> list[int]:
+        """Process ids of the decoder processes (empty when decoding on the reader thread)."""
+        return self._processes.pids if self._processes is not None else []
+
     def close(self) -> None:
-        """Stop the reader thread (waits up to 10 s) and close the consumer."""
+        """Stop the reader thread (waits up to 10 s), the decoder processes and close the consumer."""
         self._stop.set()
         if self._thread.is_alive():
             self._thread.join(timeout=10)
+        if self._processes is not None:
+            self._processes.close()
+            self._thread.join(timeout=10)  # if it was sending to a process that had to be killed
         self._consumer.close()
 
     def _run(self) -> None:
@@ -258,15 +230,28 @@ class SampleReader:
             groups.setdefault(message.partition(), []).append(message)
         for partition, group in groups.items():
             offsets = np.fromiter((m.offset() for m in group), dtype=np.int64, count=len(group))
-            kept, batch = self.decoder.decode([m.value() for m in group])
+            values = [m.value() for m in group]
             next_position = int(offsets[-1]) + 1
             self._read_positions[partition] = next_position
             _low, high = self._consumer.get_watermark_offsets(TopicPartition(self.topic, partition), cached=True)
             with self._lock:
                 self._high_watermarks[partition] = high
-            # A group with nothing decodable still carries its read position forward.
-            rows = batch if batch is not None else _empty_like()
-            self._put(DecodedChunk(partition, offsets[kept], rows, next_position))
+            if self._processes is not None:
+                # Decoded chunks come back in this order, through _deliver.
+                if not self._processes.submit(values, (partition, offsets, next_position), self._stop):
+                    return
+                continue
+            assert self._decoder is not None
+            kept, batch = self._decoder.decode(values)
+            self._put(_chunk(partition, offsets, next_position, kept, batch))
+
+    def _deliver(self, context: object, kept: np.ndarray, batch: SampleBatch | None, invalid: int) -> None:
+        """A chunk decoded by a decoder process (on its collector thread)."""
+        partition, offsets, next_position = context  # type: ignore[misc]
+        self._invalid_decoded_elsewhere += invalid
+        for _ in range(invalid if self._on_invalid is not None else 0):
+            self._on_invalid()  # type: ignore[misc]
+        self._put(_chunk(partition, offsets, next_position, kept, batch))
 
     def _put(self, item: DecodedChunk | BaseException) -> None:
         while not self._stop.is_set():
@@ -277,16 +262,8 @@ class SampleReader:
                 continue
 
 
-def _empty_like() -> SampleBatch:
-    """A zero-row batch: carries only the read position of a group of undecodable messages."""
-    return SampleBatch(
-        keys=np.zeros((0, 0), dtype=np.uint64),
-        key_mask=np.zeros((0, 0), dtype=bool),
-        domain=np.zeros(0, dtype=np.int64),
-        dense=np.zeros((0, 0), dtype=np.float32),
-        labels=np.zeros((0, 0), dtype=np.float32),
-        label_mask=np.zeros((0, 0), dtype=bool),
-        user_id=np.zeros(0, dtype=np.int64),
-        event_time_ms=np.zeros(0, dtype=np.int64),
-        sample_id=[],
-    )
+def _chunk(
+    partition: int, offsets: np.ndarray, next_position: int, kept: np.ndarray, batch: SampleBatch | None
+) -> DecodedChunk:
+    """The decoded chunk of a group: a group with nothing decodable still carries its read position forward."""
+    return DecodedChunk(partition, offsets[kept], batch if batch is not None else empty_batch(), next_position)

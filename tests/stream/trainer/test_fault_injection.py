@@ -1,5 +1,6 @@
-"""Acceptance: kill -9 the `pepnet train` process at 5 random moments of a 20-pass run, and at
-moments when its writer thread is in the middle of writing a checkpoint.
+"""Acceptance: kill -9 the `pepnet train` process at 5 random moments of a 20-pass run (its decoder
+processes must end with it), and at moments when its writer thread is in the middle of writing a
+checkpoint.
 
 The restarted runs must cut the same passes (manifests), train the same samples and end with a
 model equal bit for bit to an uninterrupted run's (deterministic settings: torch deterministic
@@ -12,6 +13,7 @@ import subprocess
 import time
 
 import numpy as np
+import psutil
 import pytest
 
 from monitoring.run_log import read_pass_records
@@ -20,7 +22,7 @@ from tests.conftest import REPO_ROOT
 
 from .kafka_samples import fill_samples_topic, simulated_samples, small_config
 from .test_loop import assert_same_model
-from .train_process import clean_env, logged_passes, train_command, write_config
+from .train_process import clean_env, decoder_children, logged_passes, train_command, write_config
 
 pytestmark = pytest.mark.kafka
 
@@ -57,9 +59,12 @@ def test_kill_9_five_times_equals_uninterrupted_run(pipeline_config, tmp_path):
                 time.sleep(0.01)
             time.sleep(float(rng.uniform(0.0, 0.1)))
             if process.poll() is None:
+                decoders = decoder_children(process.pid)
                 os.kill(process.pid, signal.SIGKILL)
                 process.wait()
                 kills += 1
+                _, orphans = psutil.wait_procs(decoders, timeout=30)
+                assert decoders and not orphans  # the decoder processes end with the trainer
                 continue
         try:
             _, stderr = process.communicate(timeout=300)

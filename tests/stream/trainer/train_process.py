@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
+import psutil
 import yaml
 
 from tests.conftest import REPO_ROOT
@@ -37,6 +38,11 @@ def train_command(config_path: Path, run_dir: Path, *options: str) -> list[str]:
 
 def clean_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith("PEPNET_")}
+
+
+def decoder_children(pid: int) -> list[psutil.Process]:
+    """The decoder processes of the trainer ``pid``."""
+    return [c for c in psutil.Process(pid).children() if "stream.trainer.decoder_process" in c.cmdline()]
 
 
 def logged_passes(run_dir: Path) -> int:

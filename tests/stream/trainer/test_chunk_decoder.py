@@ -8,7 +8,7 @@ from stream.config.pipeline import load_config
 from stream.events.batching import SampleBatcher
 from stream.events.formats import encode
 from stream.simulator import EventSimulator
-from stream.trainer.sample_reader import ChunkDecoder
+from stream.trainer.chunk_decoder import ChunkDecoder
 
 
 def test_a_message_holding_two_samples_is_invalid_and_never_shifts_the_rows() -> None:
