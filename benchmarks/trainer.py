@@ -2,12 +2,13 @@
 
 For each table size of ``--table-rows`` (default a 100k-row and a 5M-row table, same samples):
 
-1. end to end: ``IncrementalTrainer`` on a samples topic (batched consume, JSON decoding on the
-   reader thread, pass assembly, progressive validation, training, end_pass, export, incremental
-   checkpoint captured at the pass end and written by a background thread).
+1. end to end: ``IncrementalTrainer`` on a samples topic (batched consume, JSON decoding in
+   ``trainer.decoder_processes`` processes or on the reader thread, pass assembly, progressive
+   validation, training, end_pass, export, incremental checkpoint captured at the pass end and
+   written by a background thread).
 2. ceiling: the same passes (same batches, same order) trained from memory: validation, training
    and end_pass only, no Kafka, no decoding, no export or checkpoint; measured before and after
-   the end-to-end run, the baseline is their mean (the load of a shared machine drifts).
+   each end-to-end run, its baseline is their mean (the load of a shared machine drifts).
 
 and once: 3. naive: what a user might write: ``poll()`` one message at a time, ``json.loads`` per
 message, embeddings in a Python dict, the same dense network and optimizer, per-key SGD on the dict.
@@ -17,6 +18,8 @@ checkpoint cost the training thread per pass (export, checkpoint capture, waitin
 checkpoint's write) as a share of the pass's wall time, plus the background write time.
 Run: ``nice python benchmarks/trainer.py`` (starts its own broker on free ports; ``--bootstrap``
 uses an existing one). Sizes: ``--samples`` (default 100000), ``--pass-samples`` (10000).
+``--decoder-processes 0,1`` (the default) runs end to end once per value, each between two
+ceilings, so decoding on the reader thread and in a decoder process are compared in one run.
 """
 
 from __future__ import annotations
@@ -52,12 +55,13 @@ from stream.events.formats import sample_from_dict  # noqa: E402
 from stream.kafka.clients import new_consumer  # noqa: E402
 from stream.kafka.topics import create_topics  # noqa: E402
 from stream.simulator.generator import EventSimulator  # noqa: E402
+from stream.trainer.chunk_decoder import ChunkDecoder  # noqa: E402
 from stream.trainer.dedup import DedupWindow  # noqa: E402
 from stream.trainer.loop import IncrementalTrainer, RunOptions, TrainerPaths  # noqa: E402
 from stream.trainer.pass_assembler import DecodedChunk, PassAssembler  # noqa: E402
 from stream.trainer.progressive_validation import progressive_metrics  # noqa: E402
 from stream.trainer.sample_producer import produce_samples  # noqa: E402
-from stream.trainer.sample_reader import ChunkDecoder, partition_offsets  # noqa: E402
+from stream.trainer.sample_reader import partition_offsets  # noqa: E402
 from stream.trainer.training_model import TrainingModel  # noqa: E402
 
 
@@ -264,11 +268,12 @@ def naive(config: PipelineConfig, limit: int) -> tuple[int, float]:
     return samples, time.perf_counter() - start
 
 
-def measure_size(config: PipelineConfig, chunks: list[DecodedChunk]) -> float:
-    """The ceiling, end to end, the ceiling again (their mean is the baseline: on a shared machine
-    the load drifts during a run) on one table size; prints the figures and ratios, returns the
-    end-to-end samples/s."""
-    before = ceiling(config, chunks)
+def end_to_end(
+    config: PipelineConfig, chunks: list[DecodedChunk], before: list[tuple[int, float]]
+) -> tuple[float, list[tuple[int, float]]]:
+    """One end-to-end run, then the ceiling again (the baseline is the mean of ``before`` and that
+    one: on a shared machine the load drifts during a run); prints the figures and ratios, returns
+    (end-to-end samples/s, the ceiling measured after it)."""
     trainer = IncrementalTrainer(config, TrainerPaths.from_config(config, config.run_dir))
     pass_ends: list[float] = []
     start = time.perf_counter()
@@ -309,7 +314,26 @@ def measure_size(config: PipelineConfig, chunks: list[DecodedChunk]) -> float:
             print(f"  writer thread, passes with a {kind} checkpoint: {len(items)}, checkpoint of {rows:,.0f} rows / "
                   f"{mib:.1f} MiB in {seconds:.3f} s after the export in {export:.3f} s "
                   f"({100 * (seconds + export) / walls.mean():.0f}% of a pass, overlapped with the next one)")
-    return e2e
+    return e2e, after
+
+
+def measure_size(config: PipelineConfig, chunks: list[DecodedChunk], decoder_processes: list[int]) -> float:
+    """On one table size: the ceiling, then per value of ``decoder_processes`` an end-to-end run
+    followed by the ceiling again (each run's baseline: the ceilings just before and after it);
+    returns the first variant's end-to-end samples/s."""
+    before = ceiling(config, chunks)
+    e2e = []
+    for i, processes in enumerate(decoder_processes):
+        variant = dataclasses.replace(
+            config,
+            trainer=dataclasses.replace(config.trainer, decoder_processes=processes),
+            run_dir=f"{config.run_dir}-{i}-decoders-{processes}",  # a fresh run each time (no resume)
+        )
+        where = f"{processes} decoder process(es)" if processes else "the reader thread"
+        print(f"- JSON decoded in {where} (trainer.decoder_processes: {processes})")
+        samples_per_s, before = end_to_end(variant, chunks, before)
+        e2e.append(samples_per_s)
+    return e2e[0]
 
 
 def main() -> int:
@@ -320,6 +344,8 @@ def main() -> int:
     parser.add_argument("--naive-samples", type=int, default=5_000)
     parser.add_argument("--threads", type=int, default=1, help="torch threads in every variant (same for all)")
     parser.add_argument("--table-rows", default="100000,5000000", help="table capacities to measure, comma-separated")
+    parser.add_argument("--decoder-processes", default="0,1",
+                        help="trainer.decoder_processes values to run end to end, in this order, comma-separated")
     parser.add_argument("--verbose", action="store_true", help="log every pass of the end-to-end run")
     args = parser.parse_args()
     if args.verbose:
@@ -340,7 +366,7 @@ def run_benchmark(args: argparse.Namespace, work: Path, config: PipelineConfig, 
     for rows in [int(r) for r in args.table_rows.split(",")]:
         sized = with_table_rows(config, rows, work / f"run-{rows}")
         print(f"\n--- table of {rows:,} rows ({sized.embedding_store.budget_bytes / 2**20:,.0f} MiB budget)")
-        e2e.append(measure_size(sized, chunks))
+        e2e.append(measure_size(sized, chunks, [int(d) for d in args.decoder_processes.split(",")]))
     naive_samples, naive_seconds = naive(config, args.naive_samples)
     slow = naive_samples / naive_seconds
     print(f"\nnaive loop (poll per message, json per message, dict embeddings): {naive_samples} samples "
