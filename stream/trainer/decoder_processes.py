@@ -32,7 +32,7 @@ import threading
 from collections import deque
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
-from multiprocessing.connection import Connection
+from multiprocessing.connection import Connection, wait
 
 import numpy as np
 
@@ -148,11 +148,14 @@ class DecoderProcesses:
     def _collect(self) -> None:
         while True:
             with self._changed:
-                while not self._in_flight:
-                    if self._closing.is_set():
-                        return
-                    self._changed.wait(0.1)
-                source, context = self._in_flight[0]
+                if not self._in_flight and self._closing.is_set():
+                    return
+                head = self._in_flight[0] if self._in_flight else None
+            if head is None:
+                if not self._watch_idle():
+                    return
+                continue
+            source, context = head
             try:
                 kept, batch, invalid = receive_decoded(source.results)
             except DecoderFailed as error:
@@ -165,6 +168,27 @@ class DecoderProcesses:
                 self._in_flight.popleft()
                 self._changed.notify_all()
             self._deliver(context, kept, batch, invalid)
+
+    def _watch_idle(self) -> bool:
+        """Nothing in flight: wait up to 0.1 s for a process to end or report a failure (its result
+        pipe turns readable), so that a decoder lost while the topic is idle is noticed too; False
+        once that was reported."""
+        ready = wait([p.results for p in self._processes], timeout=0.1)
+        if not ready:
+            return True
+        with self._changed:
+            if self._in_flight:  # submitted meanwhile: what was readable is read in order
+                return True
+        # Nothing was in flight when the pipe turned readable: what it holds is a failure or EOF.
+        source = next(p for p in self._processes if p.results in ready)
+        try:
+            receive_decoded(source.results)
+            self._report(f"decoder process {source.index} (pid {source.process.pid}) sent a chunk nobody submitted")
+        except DecoderFailed as error:
+            self._report(f"decoder process {source.index} (pid {source.process.pid}) failed: {error}")
+        except (EOFError, OSError):
+            self._report(self._ended(source))
+        return False
 
     def _ended(self, source: _Process) -> str:
         with self._reaping:  # the reader and the collector threads may both find it gone

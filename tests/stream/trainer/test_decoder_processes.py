@@ -117,13 +117,16 @@ def test_a_failure_inside_a_process_reaches_the_trainer_as_one_line() -> None:
     assert "\n" not in message and not collected.chunks
 
 
-def test_a_killed_process_is_reported_as_one_line() -> None:
+@pytest.mark.parametrize("submit_after", [False, True], ids=["idle", "then-submit"])
+def test_a_killed_process_is_reported_as_one_line(submit_after: bool) -> None:
+    """Also when nothing is in flight (the topic is idle): the collector watches the pipes."""
     collected = Collected()
     pool = collected.start(processes=1)
     try:
         os.kill(pool.pids[0], signal.SIGKILL)
         try:
-            pool.submit(sample_values(50), "after", threading.Event())
+            if submit_after:
+                pool.submit(sample_values(50), "after", threading.Event())
         except Exception as error:  # the pipe broke while sending: the same line, raised in the reader thread
             collected.failures.append(error)
         wait_until(lambda: collected.failures, "the end is reported")
