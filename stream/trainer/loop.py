@@ -375,11 +375,6 @@ class IncrementalTrainer:
         """The table metrics (rank 0 while running; None when monitoring is disabled)."""
         return self.monitoring.table_metrics
 
-    @property
-    def metrics_url(self) -> str | None:
-        """The metrics endpoint's URL while it serves, else None."""
-        return self.monitoring.url
-
     def close_metrics(self) -> None:
         """Stop serving the metrics endpoint (done by :meth:`run` unless it was asked to keep it)."""
         self.monitoring.stop()
