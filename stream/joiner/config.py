@@ -70,8 +70,10 @@ class ConsumeLoopSettings:
     commit_interval_s: float = 2.0
     statistics_interval_ms: int = 5000  # librdkafka statistics, the source of consumer lag (0 = off)
     # Pause the input of a partition that runs this far ahead of the other in event time (ms), while
-    # the other has unread messages (stream.joiner.input_alignment); 0 = read as fetched.
-    max_input_lead_ms: int = 2000
+    # the other has unread messages (stream.joiner.input_alignment); 0 = read as fetched. A guard
+    # for extreme skew only: librdkafka drops a paused partition's prefetched messages and fetches
+    # them again on resume, so a tight bound (2 s) halved a worker's rate on a backlog.
+    max_input_lead_ms: int = 300_000
 
     def __post_init__(self) -> None:
         if self.max_input_lead_ms < 0:

@@ -12,6 +12,8 @@ impressions partition p and actions partition p are joined by the same worker. T
 4. every ``commit_interval_s``: flush the producer (all output acknowledged), then commit the
    input offsets read so far. A crash re-reads from the last commit; the state's clock skips
    what it already holds, so the output is the same samples, at least once, with the same ids.
+5. on a revocation or a stop: commit, then wait for the tombstones, so that the next owner's
+   restored state holds no impression already emitted (a clean rebalance duplicates nothing).
 
 The state records and the changelog topic are the faust engine's (:mod:`stream.joiner.state`), so
 a deployment can switch engines and keep its state; never run both engines in one group at once.
@@ -90,6 +92,7 @@ class JoinerConsumeLoop:
         self._unacknowledged: list[tuple[int, str, int]] = []  # (partition, state key, generation) of samples
         self.aligner = InputAligner(self.impressions_topic, self.actions_topic, joiner.loop.max_input_lead_ms)
         self._positions: dict[tuple[str, int], int] = {}  # (topic, partition) -> next offset to read
+        self._assigned: set[tuple[str, int]] = set()  # (topic, partition) this member owns now
         self._uncommitted = False  # read something since the last commit
         self._prefetched: dict[int, PartitionRecords] = {}  # restored records, consumed by the processor
         self._delivery_error: str | None = None
@@ -124,7 +127,7 @@ class JoinerConsumeLoop:
                 if now >= next_commit:
                     self._commit(wait=False)
                     next_commit = now + self.settings.commit_interval_s
-            self._commit()
+            self._hand_over()
         finally:
             self._stopping = True
             self.consumer.close()  # leaves the group (its on_revoke commits once more if it can)
@@ -157,17 +160,26 @@ class JoinerConsumeLoop:
 
     def _inputs(self, messages: list[Message]) -> Iterator[InputMessage]:
         """The batch's messages as the processor's tuples; notes the offsets to commit."""
-        positions = self._positions
+        positions, assigned = self._positions, self._assigned
         self._uncommitted = True
+        stale = 0
         for m in messages:
             error = m.error()
             if error is not None:
                 self._consumer_error(error)
                 continue
             topic, partition, offset = m.topic(), m.partition(), m.offset()
+            if (topic, partition) not in assigned:
+                # consume() can return messages fetched before a revocation it served
+                # (confluent-kafka-python#1013): the partition's new owner reads them again from
+                # our last commit; joining them here would re-emit its samples.
+                stale += 1
+                continue
             kind, timestamp_ms = m.timestamp()
             positions[(topic, partition)] = offset + 1
             yield topic, partition, offset, m.key(), m.value(), timestamp_ms if kind else -1
+        if stale:
+            _log.info("skipped %d consumed messages of partitions revoked meanwhile (the new owner reads them)", stale)
 
     def _consumer_error(self, error: KafkaError) -> None:
         if error.fatal():
@@ -247,10 +259,21 @@ class JoinerConsumeLoop:
             return
         self._uncommitted = False
 
+    def _hand_over(self) -> None:
+        """Commit, then wait for the tombstones that commit wrote: the partitions' next owner
+        restores their state from the changelog, and a tombstone still in our queue would make it
+        re-emit a sample already delivered (a duplicate on every clean rebalance)."""
+        self._commit()
+        self._write_deletions()
+        remaining = self.producer.flush(30)
+        if remaining:
+            _log.warning("%d state deletions unacknowledged after 30 s: the next owner may re-emit samples", remaining)
+
     # -- rebalance and recovery -------------------------------------------------------------
 
     def _on_assign(self, consumer: Consumer, assigned: list[TopicPartition]) -> None:
         self.aligner.forget()  # a new assignment starts unpaused
+        self._assigned |= {(tp.topic, tp.partition) for tp in assigned}
         partitions = sorted({tp.partition for tp in assigned if tp.topic == self.impressions_topic})
         started = time.monotonic()
         self._prefetched = read_state(self.kafka, self.changelog_topic, partitions)
@@ -262,7 +285,7 @@ class JoinerConsumeLoop:
 
     def _on_revoke(self, consumer: Consumer, revoked: list[TopicPartition]) -> None:
         if self._delivery_error is None:  # never commit past output the broker refused
-            self._commit()
+            self._hand_over()
         self._forget(revoked)
 
     def _on_lost(self, consumer: Consumer, lost: list[TopicPartition]) -> None:
@@ -276,6 +299,7 @@ class JoinerConsumeLoop:
             except KafkaException as e:  # partitions already taken away (lost): nothing to resume
                 _log.debug("resume after revocation: %s", kafka_error_text(e))
         for tp in partitions:
+            self._assigned.discard((tp.topic, tp.partition))
             self._positions.pop((tp.topic, tp.partition), None)
             self.processor.activity.pop(tp.partition, None)
         self.processor.drop(tp.partition for tp in partitions if tp.topic == self.impressions_topic)

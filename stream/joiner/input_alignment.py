@@ -7,6 +7,10 @@ record written, then deleted) and an impression read far ahead of its actions wa
 the watermark (memory). So the kafka engine pauses the input of a partition that is more than
 ``max_lead_ms`` ahead of the other, and resumes it once the lead has fallen below half that.
 
+Pausing is not free: librdkafka drops a paused partition's prefetched messages and fetches them
+again on resume (confluentinc/librdkafka#5343), so the bound is wide (5 minutes by default) and
+the pause a guard against extreme skew, not a fine-grained merge.
+
 An input is paused only while the other one provably has unread messages (its end offset, as last
 seen by the consumer, lies beyond its read position): a paused input can never wait for a
 silent one, so the rule cannot stall the join. Pure logic; the engine applies the decisions.

@@ -61,6 +61,7 @@ class PartitionJoiner:
         self.tasks = list(tasks)
         self.window_ms = window_ms
         self.grace_ms = grace_ms
+        self.close_after_ms = window_ms + grace_ms  # an impression closes this long after its event time
         # None: no guard, the stream time is the largest event time read (unit tests of the rules).
         self.skew = skew or ClockSkewPolicy(0, 0, 1, grace_ms)
         self.clock = StreamClock()
@@ -104,9 +105,9 @@ class PartitionJoiner:
             if kind[0] == "clock":
                 joiner.clock = StreamClock.from_record(as_record(record))
             elif kind[0] == "i":
-                impression_id, pending = PendingImpression.from_record(record)
+                impression_id, pending = PendingImpression.from_record(record, joiner.close_after_ms)
                 joiner.pending[impression_id] = pending
-                heapq.heappush(joiner._deadlines, (pending.event_time_ms + window_ms + grace_ms, impression_id))
+                heapq.heappush(joiner._deadlines, (pending.deadline_ms, impression_id))
             elif kind[0] == "a":
                 actions = {(a, t) for a, t in as_record(record)["actions"]}
                 joiner.early[kind[1]] = actions
@@ -144,7 +145,7 @@ class PartitionJoiner:
             self._emit_prelabelled(impression, impression_json)
             return
         time_ms = impression.event_time_ms
-        deadline = time_ms + self.window_ms + self.grace_ms
+        deadline = time_ms + self.close_after_ms
         # Late: more than grace behind its stream, or its window already closed by an idle close
         # (the watermark floor): joining it would emit it at once with every label 0.
         on_time = (
@@ -159,7 +160,7 @@ class PartitionJoiner:
         elif not on_time:
             self._emit_late_impression(impression, impression_json)
         else:
-            pending = PendingImpression(impression_json, time_ms, impression.user_id)
+            pending = PendingImpression(impression_json, deadline)
             self.pending[impression_id] = pending
             early = self.early.pop(impression_id, None)
             for task, action_ms in sorted(early or ()):
@@ -202,7 +203,7 @@ class PartitionJoiner:
         top = max(clock.impressions_time_ms, clock.actions_time_ms)
         if top == NO_TIME:
             return
-        clock.closed_to_ms = max(clock.closed_to_ms, top + self.window_ms + self.grace_ms + 1)
+        clock.closed_to_ms = max(clock.closed_to_ms, top + self.close_after_ms + 1)
         self._clock_dirty = True
         for impression_id in list(self.early):
             self._drop_early(impression_id, "orphan_actions")
@@ -266,7 +267,7 @@ class PartitionJoiner:
             )
 
     def _attach(self, pending: PendingImpression, task: str, time_ms: int) -> bool:
-        start = pending.event_time_ms
+        start = pending.deadline_ms - self.close_after_ms  # the impression's event time
         if not start <= time_ms <= start + self.window_ms:
             self._out.counts["out_of_window_actions"] += 1
             return False
@@ -353,7 +354,7 @@ class PartitionJoiner:
         self._out.counts["prelabelled"] += 1
 
     def _emit_late_impression(self, impression: ImpressionFields, impression_json: bytes) -> None:
-        deadline = impression.event_time_ms + self.window_ms + self.grace_ms
+        deadline = impression.event_time_ms + self.close_after_ms
         self._out.emitted.append(
             EmittedSample(
                 impression.impression_id, impression.user_id, impression_json, b"{}", "late_impression",

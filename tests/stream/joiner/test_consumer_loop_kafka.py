@@ -1,15 +1,23 @@
 """The confluent-kafka engine's Kafka-facing parts against the real broker: the state topic, the
-restore of state records, and a worker that stops (exit 1, one line) when its output is refused."""
+restore of state records, a revocation's hand-over, and a worker that stops (exit 1, one line)
+when its output is refused."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import yaml
+from confluent_kafka import Message, TopicPartition
 from confluent_kafka.admin import ConfigResource
+from prometheus_client import CollectorRegistry
 
+from monitoring.joiner_metrics import JoinerMetrics
 from stream.config.errors import UserError
 from stream.config.pipeline import PipelineConfig
-from stream.joiner.consumer_loop import ensure_changelog_topic, read_state
+from stream.events.formats import Impression, encode
+from stream.events.validation import REASONS
+from stream.joiner.consumer_loop import JoinerConsumeLoop, ensure_changelog_topic, read_state
 from stream.joiner.event_log import EventLogWriter
 from stream.joiner.state import changelog_topic_name, encode_record, encode_state_key
 from stream.kafka.clients import new_admin, new_producer
@@ -75,3 +83,30 @@ def test_worker_stops_with_one_line_when_the_broker_refuses_its_samples(
     assert result.returncode == 1
     last = result.stderr.strip().splitlines()[-1]
     assert f"delivery to {topics['samples']['name']} failed" in last and "restart it" in last
+
+
+def test_messages_of_a_partition_revoked_meanwhile_are_not_joined(pipeline_config: PipelineConfig) -> None:
+    """consume() can return messages fetched before a revocation it served in the same call
+    (confluent-kafka-python#1013). Joined, they would restore the partition's state here and emit
+    samples its new owner emits too; they are skipped, and their offsets are not committed by us."""
+    kafka = pipeline_config.kafka
+    joiner = replace(pipeline_config.joiner, app_id=kafka.topics.impressions.name + ".revoked")
+    loop = JoinerConsumeLoop(kafka, pipeline_config.schema, joiner, JoinerMetrics(CollectorRegistry(), REASONS))
+    impressions, actions = kafka.topics.impressions.name, kafka.topics.actions.name
+    try:
+        ensure_changelog_topic(kafka, loop.changelog_topic, loop.partitions)
+        loop._on_assign(loop.consumer, [TopicPartition(t, p) for t in (impressions, actions) for p in (0, 1)])
+        loop._on_revoke(loop.consumer, [TopicPartition(impressions, 1), TopicPartition(actions, 1)])
+        simulator = EventSimulator(pipeline_config.simulator, pipeline_config.schema)
+        first, second = [e for e in simulator.events(20) if isinstance(e, Impression)][:2]
+        def message(partition: int, impression: Impression) -> Message:
+            return Message(topic=impressions, partition=partition, offset=0, key=impression.key(),
+                           value=encode(impression), timestamp=(1, impression.event_time_ms))  # fmt: skip
+
+        loop._apply_batch([message(1, first), message(0, second)])  # partition 1 was revoked
+        assert sorted(loop.processor.joiners) == [0]
+        assert loop.processor.joiners[0].pending_count == 1
+        assert (impressions, 1) not in loop._positions and loop._positions[(impressions, 0)] == 1
+    finally:
+        loop.consumer.close()
+        loop.producer.flush(10)
