@@ -61,7 +61,7 @@ class PendingImpression:
     from the wire (validated; spliced into the state record and the sample, never re-encoded), the
     event time at which its window closes (the same int object as its close-heap entry) and the
     distinct actions attached so far (usually none or one). The user id and the event time are
-    read back from the JSON or the deadline when needed rather than held (64 bytes each).
+    read back from the JSON or the deadline when needed rather than held (~40 bytes each).
 
     About 0.8 KiB in memory with a 560-byte impression (benchmarks/joiner.py prints it), where
     the impression as Python objects took ~4 KiB.
