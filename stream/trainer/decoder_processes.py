@@ -156,14 +156,10 @@ class DecoderProcesses:
                     return
                 continue
             source, context = head
-            try:
-                kept, batch, invalid = receive_decoded(source.results)
-            except DecoderFailed as error:
-                self._report(f"decoder process {source.index} (pid {source.process.pid}) failed: {error}")
+            received = self._receive(source)
+            if received is None:
                 return
-            except (EOFError, OSError):
-                self._report(self._ended(source))
-                return
+            kept, batch, invalid = received
             with self._changed:
                 self._in_flight.popleft()
                 self._changed.notify_all()
@@ -181,14 +177,19 @@ class DecoderProcesses:
                 return True
         # Nothing was in flight when the pipe turned readable: what it holds is a failure or EOF.
         source = next(p for p in self._processes if p.results in ready)
-        try:
-            receive_decoded(source.results)
+        if self._receive(source) is not None:
             self._report(f"decoder process {source.index} (pid {source.process.pid}) sent a chunk nobody submitted")
+        return False
+
+    def _receive(self, source: _Process) -> tuple[np.ndarray, SampleBatch | None, int] | None:
+        """The next decoded chunk from ``source``; None once its failure or end is reported."""
+        try:
+            return receive_decoded(source.results)
         except DecoderFailed as error:
             self._report(f"decoder process {source.index} (pid {source.process.pid}) failed: {error}")
         except (EOFError, OSError):
             self._report(self._ended(source))
-        return False
+        return None
 
     def _ended(self, source: _Process) -> str:
         with self._reaping:  # the reader and the collector threads may both find it gone

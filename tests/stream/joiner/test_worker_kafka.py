@@ -59,10 +59,15 @@ class WorkerProcess:
 
     def wait_ready(self, timeout_s: float = 60) -> None:
         """Until the worker has its partitions and their state (after its first rebalance)."""
+        self.wait_metric("pepnet_joiner_assigned_partitions", 1, "worker not ready", timeout_s)
+
+    def wait_metric(self, name: str, at_least: float, failure: str, timeout_s: float = 60) -> None:
+        """Until metric ``name`` reaches ``at_least`` while the worker runs; ``failure`` says what
+        did not happen in ``timeout_s``."""
         deadline = time.monotonic() + timeout_s
-        while self.metric("pepnet_joiner_assigned_partitions") < 1:
-            assert self.process.poll() is None and time.monotonic() < deadline, "worker not ready"
-            time.sleep(0.2)
+        while self.metric(name) < at_least:
+            assert self.process.poll() is None and time.monotonic() < deadline, failure
+            time.sleep(0.05)
 
     def metric(self, name: str) -> float:
         with urllib.request.urlopen(self.metrics_url, timeout=5) as response:
@@ -213,10 +218,7 @@ def test_kill_9_restart_and_replay_determinism(
         first.wait_ready()
         publisher.start()
         first.wait_consumed(len(events) // 2)
-        deadline = time.monotonic() + 60
-        while first.metric("pepnet_joiner_samples_emitted_total") < 1:
-            assert time.monotonic() < deadline, "no sample emitted by the first worker"
-            time.sleep(0.05)
+        first.wait_metric("pepnet_joiner_samples_emitted_total", 1, "no sample emitted by the first worker")
     finally:
         first.stop(signal.SIGKILL)
     before_restart = read_topic(pipeline_config.kafka, pipeline_config.kafka.topics.samples.name, 4)
@@ -289,10 +291,7 @@ def test_a_worker_joining_mid_stream_duplicates_nothing(pipeline_config: Pipelin
     try:
         first.wait_ready()
         publisher.start()
-        deadline = time.monotonic() + 60
-        while first.metric("pepnet_joiner_samples_emitted_total") < 1:
-            assert time.monotonic() < deadline, "no sample emitted by the first worker"
-            time.sleep(0.05)
+        first.wait_metric("pepnet_joiner_samples_emitted_total", 1, "no sample emitted by the first worker")
         workers.append(WorkerProcess(config_path))  # joins the group: partitions move mid-stream
         workers[1].wait_ready()
         publisher.join()

@@ -137,13 +137,13 @@ def test_a_killed_process_is_reported_as_one_line(submit_after: bool) -> None:
 
 
 PARENT = """
-import sys, time
+import sys
 import torch  # a parent that imports torch (as benchmarks/trainer.py does): the decoders must not
 from stream.config.pipeline import load_config
 from stream.trainer.decoder_processes import DecoderProcesses
 pool = DecoderProcesses(load_config(environ={}).schema, 2, print, print)
 print(*pool.pids, flush=True)
-time.sleep(600)
+sys.stdin.read()  # held until the test kills it (or ends: its end of the pipe closes)
 """
 
 
@@ -152,7 +152,8 @@ def mapped_libraries(process: psutil.Process) -> str:
 
 
 def test_decoder_processes_load_no_torch_and_end_when_their_parent_is_killed_9() -> None:
-    parent = subprocess.Popen([sys.executable, "-c", PARENT], cwd=REPO_ROOT, stdout=subprocess.PIPE, text=True)
+    parent = subprocess.Popen([sys.executable, "-c", PARENT], cwd=REPO_ROOT, stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True)  # fmt: skip
     with never_left_running(parent):
         children = [psutil.Process(int(pid)) for pid in parent.stdout.readline().split()]
         assert len(children) == 2 and all(c.ppid() == parent.pid for c in children)
