@@ -51,10 +51,11 @@ def main() -> int:
     print(f"reader thread: {thread_us:.1f} us CPU per sample in the training process")
 
     back: list[object] = []
-    everything = threading.Event()
+    everything, first = threading.Event(), threading.Event()
 
     def deliver(*chunk: object) -> None:
         back.append(chunk)
+        first.set()
         if len(back) == args.chunks + 1:
             everything.set()
 
@@ -62,8 +63,8 @@ def main() -> int:
     processes = DecoderProcesses(config.schema, 1, deliver, lambda error: print(f"failed: {error}"))
     try:
         processes.submit(values, -1, threading.Event())  # the first chunk also waits for the start-up
-        while not back:
-            time.sleep(0.001)
+        if not first.wait(120):
+            raise RuntimeError("the decoder process returned nothing in 120 s")
         startup_s = time.perf_counter() - started
         child = psutil.Process(processes.pids[0])
         child_cpu = sum(child.cpu_times()[:2])
