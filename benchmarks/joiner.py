@@ -42,6 +42,7 @@ from confluent_kafka import TopicPartition  # noqa: E402
 
 from stream.config.pipeline import load_config  # noqa: E402
 from stream.events.formats import Impression, decode_sample  # noqa: E402
+from stream.joiner.consumer_loop import prefetch_settings  # noqa: E402
 from stream.joiner.event_log import EventLogWriter, read_topic  # noqa: E402
 from stream.kafka.clients import new_consumer  # noqa: E402
 from stream.kafka.config import TopicsConfig  # noqa: E402
@@ -52,8 +53,11 @@ _CONSUMED = re.compile(r"^pepnet_joiner_(impressions|actions)_consumed_total ([0
 
 
 def raw_consume_rate(config, topics: list[str], partitions: int, total: int) -> tuple[float, float, int]:
-    """Read every message of ``topics`` with ``consume(1000)``: (events/s, CPU s, messages)."""
-    consumer = new_consumer(config.kafka, f"bench-raw-{uuid.uuid4().hex[:8]}", name="raw consume")
+    """Read every message of ``topics`` with ``consume(1000)`` and the worker's prefetch settings:
+    (events/s, CPU s, messages)."""
+    consumer = new_consumer(
+        config.kafka, f"bench-raw-{uuid.uuid4().hex[:8]}", name="raw consume", overrides=prefetch_settings(config.kafka)
+    )  # the worker's prefetch settings: with librdkafka's fetch backoff, one read in two ran at ~60%
     consumer.assign([TopicPartition(t, p, 0) for t in topics for p in range(partitions)])
     count, started, cpu0 = 0, None, time.process_time()
     first_cpu = cpu0
@@ -157,22 +161,31 @@ class WorkerRun:
         """Resident bytes of the worker and its child processes."""
         return sum(process.memory_info().rss for process in self.processes())
 
-    def wait_consumed(self, events: int) -> tuple[float, float]:
-        """Until ``events`` were read: (events/s, events per CPU s) between the first and the last."""
-        first = None
+    def wait_consumed(self, events: int, interval_s: float = 0.5) -> tuple[float, float]:
+        """Until ``events`` were read: (events/s, events per CPU s) between the first reading that
+        shows events read and the last one before all were read (both taken while it consumed).
+
+        The endpoint is read every ``interval_s``: each read costs the worker a few ms of its one
+        Python thread (a Prometheus server scrapes every 5-15 s), so reading it 10 times a second
+        would slow what is measured.
+        """
+        readings: list[tuple[float, float, float]] = []  # (time, events read, CPU s)
         while True:
             consumed = self.consumed()
             now = time.perf_counter()
-            if consumed > 0 and first is None:
-                first, first_cpu = (now, consumed), self.cpu_s()
+            if consumed > 0:
+                readings.append((now, consumed, self.cpu_s()))
             if consumed >= events:
-                last_cpu = self.cpu_s()
                 break
             if self.process.poll() is not None:
                 raise RuntimeError(f"the {self.engine} worker exited early")
-            time.sleep(0.1)
-        counted = consumed - first[1]
-        return counted / (now - first[0]), counted / max(last_cpu - first_cpu, 1e-9)
+            time.sleep(interval_s if readings else 0.05)
+        inside = [r for r in readings if r[1] < events]
+        first, last = readings[0], (inside[-1] if len(inside) >= 2 else readings[-1])
+        if last is first:
+            raise RuntimeError(f"the {self.engine} worker read all events within one reading: give it more impressions")
+        counted = last[1] - first[1]
+        return counted / (last[0] - first[0]), counted / max(last[2] - first[2], 1e-9)
 
     def stop(self) -> None:
         self.process.terminate()
