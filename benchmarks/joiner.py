@@ -3,8 +3,9 @@ topics (the ceiling), measured in the same run, and the ratios (target: one proc
 
 In one run, on the same topics: the raw consume; a faust agent that does nothing (faust's floor);
 `pepnet worker` with the kafka engine in 1 process and with `--processes N`; the faust engine;
-and the memory a pending impression costs (RSS growth of a worker that keeps every impression
-pending, divided by their number; target <= 1 KiB). Every measured worker writes its own samples
+and the memory a pending impression costs (RSS of a worker that keeps every impression pending:
+its growth divided by their number, and its slope over eight readings; target <= 1 KiB; beside
+it, the join's own structures in a process without Kafka). Every measured worker writes its own samples
 topic, checked against the simulator's ground truth (``EventSimulator.labelled_samples``): every
 impression exactly once, every label right.
 
@@ -49,6 +50,7 @@ from stream.kafka.config import TopicsConfig  # noqa: E402
 from stream.kafka.topics import create_topics  # noqa: E402
 from stream.simulator import EventSimulator  # noqa: E402
 
+PARTS = 8  # memory: readings of RSS over the input
 _CONSUMED = re.compile(r"^pepnet_joiner_(impressions|actions)_consumed_total ([0-9.e+]+)$", re.M)
 
 
@@ -103,6 +105,37 @@ def faust_floor(bootstrap: str, topics: list[str], partitions: int, total: int, 
 
     app.agent(source, name="drain")(drain)
     faust.Worker(app, loglevel="WARNING", quiet=True).execute_from_commandline()
+
+
+def join_structures(impressions: int) -> None:
+    """Child process: the memory of the join's own structures per pending impression, without
+    Kafka or the allocator: bytes traced by ``tracemalloc`` while one ``PartitionJoiner`` (1-day
+    window) takes the simulator's impressions, decoded as the worker decodes them; prints it."""
+    import tracemalloc
+
+    from stream.events.formats import encode
+    from stream.events.typed_decoder import TypedEventDecoder
+    from stream.joiner.partition_joiner import PartitionJoiner
+
+    config = load_config(overrides={}, environ={})
+    decoder = TypedEventDecoder(config.schema, config.joiner.validation)
+    events = EventSimulator(config.simulator, config.schema).events(impressions)
+    wire = [(encode(e), e.key()) for e in events if isinstance(e, Impression)]
+    now_ms = int(time.time() * 1000)
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    joiner = PartitionJoiner(0, config.schema.task_names, 86_400_000, config.joiner.grace_ms)
+    for offset, (value, key) in enumerate(wire):
+        value = bytes(bytearray(value))  # a bytes object of its own, as the consumer hands it over
+        joiner.on_impression(decoder.impression(value, key, now_ms), offset, value)
+        if offset % 2000 == 1999:  # the worker's batches: samples drained, state changes taken
+            joiner.drain_samples()
+            for _ in joiner.take_changes():
+                pass
+    joiner.drain_samples()
+    for _ in joiner.take_changes():
+        pass
+    print(f"STRUCTURES {(tracemalloc.get_traced_memory()[0] - before) / joiner.pending_count:.0f}", flush=True)
 
 
 def scrape(url: str, pattern: re.Pattern[str] = _CONSUMED) -> float | None:
@@ -161,31 +194,35 @@ class WorkerRun:
         """Resident bytes of the worker and its child processes."""
         return sum(process.memory_info().rss for process in self.processes())
 
-    def wait_consumed(self, events: int, interval_s: float = 0.5) -> tuple[float, float]:
+    def wait_consumed(self, events: int, fine_s: float = 0.05, coarse_s: float = 0.5) -> tuple[float, float]:
         """Until ``events`` were read: (events/s, events per CPU s) between the first reading that
-        shows events read and the last one before all were read (both taken while it consumed).
+        shows events read and the first that shows all of them.
 
-        The endpoint is read every ``interval_s``: each read costs the worker a few ms of its one
-        Python thread (a Prometheus server scrapes every 5-15 s), so reading it 10 times a second
-        would slow what is measured.
+        Each reading of the endpoint costs the worker a few ms of its one Python thread (a
+        Prometheus server scrapes every 5-15 s), so it is read every ``fine_s`` only until the
+        first event and when the end is less than two coarse steps away at the rate so far, and
+        every ``coarse_s`` in between: both ends are known within ``fine_s``.
         """
-        readings: list[tuple[float, float, float]] = []  # (time, events read, CPU s)
+        first: tuple[float, float, float] | None = None  # (time, events read, CPU s)
         while True:
             consumed = self.consumed()
             now = time.perf_counter()
-            if consumed > 0:
-                readings.append((now, consumed, self.cpu_s()))
+            if consumed > 0 and first is None:
+                first = (now, consumed, self.cpu_s())
             if consumed >= events:
+                cpu = self.cpu_s()
                 break
             if self.process.poll() is not None:
                 raise RuntimeError(f"the {self.engine} worker exited early")
-            time.sleep(interval_s if readings else 0.05)
-        inside = [r for r in readings if r[1] < events]
-        first, last = readings[0], (inside[-1] if len(inside) >= 2 else readings[-1])
-        if last is first:
-            raise RuntimeError(f"the {self.engine} worker read all events within one reading: give it more impressions")
-        counted = last[1] - first[1]
-        return counted / (last[0] - first[0]), counted / max(last[2] - first[2], 1e-9)
+            step = fine_s
+            if first is not None and consumed > first[1]:
+                remaining_s = (events - consumed) * (now - first[0]) / (consumed - first[1])
+                step = coarse_s if remaining_s > 2 * coarse_s else fine_s
+            time.sleep(step)
+        counted = consumed - first[1]
+        if counted <= 0:
+            raise RuntimeError(f"the {self.engine} worker read all events before the first reading: give it more")
+        return counted / (now - first[0]), counted / max(cpu - first[2], 1e-9)
 
     def stop(self) -> None:
         self.process.terminate()
@@ -241,10 +278,18 @@ def run_config(base: dict, work: Path, name: str, joiner: dict | None = None) ->
     return path, config
 
 
-def pending_rss(run: WorkerRun, impressions: int) -> int:
-    """The worker's RSS (bytes) once it holds ``impressions`` pending impressions."""
+def slope(points: list[tuple[int, int]]) -> float:
+    """Least-squares slope of y over x."""
+    mean_x = sum(x for x, _ in points) / len(points)
+    mean_y = sum(y for _, y in points) / len(points)
+    return sum((x - mean_x) * (y - mean_y) for x, y in points) / sum((x - mean_x) ** 2 for x, _ in points)
+
+
+def pending_rss(run: WorkerRun, impressions: int, settle_s: float) -> int:
+    """The worker's RSS (bytes) once it holds ``impressions`` pending impressions, ``settle_s``
+    after that (two commits: their state is written, acknowledged and freed)."""
     wait_for(lambda: (scrape(run.url, _PENDING) or 0) >= impressions, f"{impressions:,} impressions pending")
-    time.sleep(2)  # let the consumer's prefetch queue drain into the worker
+    time.sleep(settle_s)
     return run.rss()
 
 
@@ -254,8 +299,12 @@ def main() -> int:
     parser.add_argument("--bootstrap", default="", help="existing broker (default: start a local one)")
     parser.add_argument("--processes", type=int, default=2, help="also measure `pepnet worker --processes N` (N > 1)")
     parser.add_argument("--skip-faust", action="store_true", help="leave out faust's floor and engine (quicker)")
+    parser.add_argument("--structures", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--floor", nargs=4, metavar=("BOOTSTRAP", "TOPICS", "EVENTS", "DIR"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.structures:  # child process of the measurement below
+        join_structures(args.structures)
+        return 0
     if args.floor:  # child process of the measurement below
         bootstrap, topics, events, work = args.floor
         faust_floor(bootstrap, topics.split(","), 4, int(events), Path(work))
@@ -311,18 +360,29 @@ def main() -> int:
         t = time.perf_counter()
         writer = EventLogWriter(config.kafka)
         stream = list(simulator.events(args.impressions))
-        half = len(stream) // 2
-        first_half = sum(isinstance(e, Impression) for e in stream[:half])
-        events = writer.send_events(stream[:half])
-        writer.flush()
-        half_rss = pending_rss(memory_run, first_half)
-        events += writer.send_events(stream[half:])
-        writer.flush()
+        # The input in PARTS parts, the RSS read after each: the marginal cost is the slope of RSS
+        # over pending impressions across the readings (least squares), without the fixed buffers
+        # the first part fills. RSS keeps the high-water mark of each commit's burst of state
+        # records (~2 s of input): between two of four readings the slope ranged from ~500 to
+        # ~1,500 B per impression. So many readings, each two commits after its part.
+        readings: list[tuple[int, int]] = []  # (impressions pending, RSS bytes)
+        events = pending = 0
+        settle_s = 2 * config.joiner.loop.commit_interval_s + 0.5
+        for part in range(PARTS):
+            chunk = stream[part * len(stream) // PARTS : (part + 1) * len(stream) // PARTS]
+            events += writer.send_events(chunk)
+            writer.flush()
+            pending += sum(isinstance(e, Impression) for e in chunk)
+            readings.append((pending, pending_rss(memory_run, pending, settle_s)))
         print(f"produced {events:,} events ({args.impressions:,} impressions) in {time.perf_counter() - t:.1f} s")
-        full_rss = pending_rss(memory_run, args.impressions)
-        per_pending = (full_rss - baseline_rss) / args.impressions
-        marginal = (full_rss - half_rss) / (args.impressions - first_half)
+        per_pending = (readings[-1][1] - baseline_rss) / args.impressions
+        marginal = slope(readings)
         finish(memory_run)
+        structures_command = [sys.executable, __file__, "--structures", str(args.impressions)]
+        found = re.search(r"STRUCTURES (\d+)", subprocess.run(
+            structures_command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=1800
+        ).stdout)  # fmt: skip
+        structures = float(found[1]) if found else float("nan")
 
         # The ceiling is the best of three reads: one read takes 1-3 s, and the broker's own work
         # (compacting the memory worker's state topic) can slow any one of them.
@@ -360,8 +420,11 @@ def main() -> int:
         print(f"{'RSS per pending impression':<44}{per_pending:>10,.0f} bytes  (target <= 1,024; "
               f"growth over the input / {args.impressions:,} pending; RSS before the input "
               f"{baseline_rss / 2**20:,.0f} MiB)")  # fmt: skip
-        print(f"{'  marginal, second half of the input':<44}{marginal:>10,.0f} bytes  (RSS growth from "
-              f"{first_half:,} to {args.impressions:,} pending / their difference: without fixed buffers)")  # fmt: skip
+        print(f"{f'  marginal (slope over {PARTS} readings)':<44}{marginal:>10,.0f} bytes  (RSS "
+              f"{', '.join(f'{r / 2**20:,.0f}' for _, r in readings)} MiB at "
+              f"{', '.join(f'{n:,}' for n, _ in readings)} pending: without fixed buffers)")  # fmt: skip
+        print(f"{'  the join structures alone':<44}{structures:>10,.0f} bytes  (traced by tracemalloc: one "
+              f"PartitionJoiner taking {args.impressions:,} impressions, no Kafka, no allocator)")  # fmt: skip
         return 1 if failures else 0
     finally:
         for run in running:

@@ -6,14 +6,21 @@ impressions partition p and actions partition p are joined by the same worker. T
 
 1. ``consume(batch_size)``; each message goes to :class:`JoinProcessor` (invalid ones become dead
    letters at once);
-2. every partition that changed is drained: its state changes go to changelog partition p, in
-   order (one idempotent producer keeps them in order), then its samples;
-3. a sample's pending record is deleted (a tombstone) once the broker has acknowledged the sample;
-4. every ``commit_interval_s``: flush the producer (all output acknowledged), then commit the
-   input offsets read so far. A crash re-reads from the last commit; the state's clock skips
-   what it already holds, so the output is the same samples, at least once, with the same ids.
-5. on a revocation or a stop: commit, then wait for the tombstones, so that the next owner's
-   restored state holds no impression already emitted (a clean rebalance duplicates nothing).
+2. the samples of every partition that changed are produced;
+3. every ``commit_interval_s``: flush the producer (every sample acknowledged, and the state
+   written at the previous commit), commit the input offsets saved at the previous commit (the
+   ones that state holds), then write the state changes since then to changelog partition p in
+   order (one idempotent producer keeps them in order: records, deletions, then the clock) and
+   save the offsets read so far. The state is written after the samples of the impressions it no
+   longer holds are acknowledged, so a closed impression's record is deleted by that write and an
+   impression opened and closed between two commits costs no state message at all; the offsets
+   are committed one interval later, once the state at them is acknowledged (one flush a commit);
+4. on a revocation or a stop, the same without pipelining: flush, write the state, flush, commit
+   the offsets read so far and wait for the answer.
+
+A crash re-reads from the last commit; the state's clock skips what it already holds, so the
+output is the same samples, at least once, with the same ids. A revocation hands the partitions
+over with their state written and acknowledged, so a clean rebalance duplicates nothing.
 
 The state records and the changelog topic are the faust engine's (:mod:`stream.joiner.state`), so
 a deployment can switch engines and keep its state; never run both engines in one group at once.
@@ -65,7 +72,9 @@ class JoinerConsumeLoop:
         self.settings = joiner.loop
         self.partitions = kafka.topics.impressions.partitions
         self.changelog_topic = changelog_topic_name(joiner.app_id)
-        self.processor = JoinProcessor(kafka.topics, schema, joiner, metrics, self._state_records, wall_clock_ms)
+        self.processor = JoinProcessor(
+            kafka.topics, schema, joiner, metrics, self._state_records, wall_clock_ms, state_after_acks=True
+        )
         self.impressions_topic = self.processor.impressions_topic
         self.actions_topic = self.processor.actions_topic
         self.samples_topic = self.processor.samples_topic
@@ -86,11 +95,12 @@ class JoinerConsumeLoop:
             name="joiner producer",
             overrides={"on_delivery": self._on_delivered, "delivery.report.only.error": True},
         )
-        self._unacknowledged: list[tuple[int, str, int]] = []  # (partition, state key, generation) of samples
         self.aligner = InputAligner(self.impressions_topic, self.actions_topic, joiner.loop.max_input_lead_ms)
         self._positions: dict[tuple[str, int], int] = {}  # (topic, partition) -> next offset to read
         self._assigned: set[tuple[str, int]] = set()  # (topic, partition) this member owns now
         self._uncommitted = False  # read something since the last commit
+        # Offsets read when the state was last written, committed once that state is acknowledged.
+        self._saved_offsets: list[TopicPartition] | None = None
         self._prefetched: dict[int, PartitionRecords] = {}  # restored records, consumed by the processor
         self._delivery_error: str | None = None
         self._stopping = False
@@ -115,16 +125,15 @@ class JoinerConsumeLoop:
                 if messages:
                     self._apply_batch(messages)
                 self.producer.poll(0)
-                self._write_deletions()
                 self._raise_delivery_error()
                 now = time.monotonic()
                 if now >= next_idle_check:
                     self._idle_close()
                     next_idle_check = now + IDLE_CHECK_INTERVAL_S
                 if now >= next_commit:
-                    self._commit(wait=False)
+                    self._commit()
                     next_commit = now + self.settings.commit_interval_s
-            self._hand_over()
+            self._commit_all()
         finally:
             self._stopping = True
             self.consumer.close()  # leaves the group (its on_revoke commits once more if it can)
@@ -194,36 +203,25 @@ class JoinerConsumeLoop:
                 self.producer.poll(0.1)
 
     def _flush(self, partition: int) -> None:
-        """Produce the partition's state changes in order, then its samples."""
-        out = self.processor.drain(partition)
+        """Produce the samples the partition's joiner emitted (its state waits for the commit)."""
+        out = self.processor.drain_samples(partition)
         if out is None:
             return
-        produce, changelog, samples = self._produce, self.changelog_topic, self.samples_topic
-        for key, record in out.changes:
-            produce(changelog, record, encode_state_key(key), partition=partition)
-        generation = self.processor.generation
-        unacknowledged = self._unacknowledged
+        produce, samples = self._produce, self.samples_topic
         for emitted in out.emitted:
             produce(samples, emitted.encode(), emitted.key())
-            if emitted.state_key is not None:
-                unacknowledged.append((partition, emitted.state_key, generation))
+
+    def _write_state(self) -> None:
+        """Produce every owned partition's state changes since the last commit, in order."""
+        produce, changelog = self._produce, self.changelog_topic
+        for partition, key, record in self.processor.take_state():
+            produce(changelog, record, encode_state_key(key), partition=partition)
 
     def _on_delivered(self, error: KafkaError | None, message: Message) -> None:
         # Only failed deliveries are reported (delivery.report.only.error): success is known for
         # every message at once when producer.flush() returns with no failure recorded.
         if error is not None and self._delivery_error is None:
             self._delivery_error = f"delivery to {message.topic()} failed: {error.str()}"
-
-    def _acknowledge_samples(self) -> None:
-        """After a flush without a failure: every sample produced so far is acknowledged."""
-        for partition, key, generation in self._unacknowledged:
-            self.processor.sample_acknowledged(partition, key, generation)
-        self._unacknowledged = []
-
-    def _write_deletions(self) -> None:
-        """Delete the records of pending impressions whose samples the broker has acknowledged."""
-        for partition, key in self.processor.take_deletions():
-            self._produce(self.changelog_topic, None, encode_state_key(key), partition=partition)
 
     def _raise_delivery_error(self) -> None:
         if self._delivery_error is not None:
@@ -232,39 +230,63 @@ class JoinerConsumeLoop:
                 "fix the broker or topic, then restart it (it resumes from its last commit)"
             )
 
-    def _commit(self, wait: bool = True) -> None:
-        """Commit the offsets read so far, once every output message is acknowledged.
+    def _commit(self) -> None:
+        """The periodic commit, pipelined so that it waits for one flush, not two:
 
-        Every position is committed each time, so a periodic commit need not wait for the broker's
-        answer (``wait=False``): one that fails is covered by the next. Revocations and the final
-        commit wait.
+        1. flush: every sample produced so far, and the state written at the last commit, is
+           acknowledged;
+        2. commit (asynchronously) the input offsets saved at the last commit, which that state holds;
+        3. write the state changes since then (not awaited: the next commit's flush covers them)
+           and save the offsets read so far.
+
+        So the state reaches the changelog only after the samples of the impressions it no longer
+        holds are acknowledged, and offsets are committed only once the state at them is. A commit
+        that fails is covered by the next one.
         """
-        if not self._uncommitted:
+        if not self._uncommitted and self._saved_offsets is None:
             return
-        remaining = self.producer.flush(30)
-        self._raise_delivery_error()
-        if remaining:
-            _log.warning("%d output messages not acknowledged after 30 s: offsets not committed yet", remaining)
+        if not self._flushed("output messages"):
             return
-        self._acknowledge_samples()
-        self._write_deletions()
-        offsets = [TopicPartition(t, p, o) for (t, p), o in self._positions.items()]
+        if self._saved_offsets:
+            self._commit_offsets(self._saved_offsets, wait=False)
+        self._saved_offsets = None
+        if self._uncommitted:
+            self._write_state()
+            self._saved_offsets = self._read_offsets()
+            self._uncommitted = False
+
+    def _commit_all(self) -> None:
+        """Commit synchronously (a revocation, a stop): every sample acknowledged, the state
+        written and acknowledged, then the offsets read so far, awaited."""
+        if not self._uncommitted and self._saved_offsets is None:
+            return
+        if not self._flushed("output messages"):
+            return
+        self._write_state()
+        if not self._flushed("state records"):
+            return
+        if self._commit_offsets(self._read_offsets(), wait=True):
+            self._uncommitted, self._saved_offsets = False, None
+
+    def _read_offsets(self) -> list[TopicPartition]:
+        return [TopicPartition(t, p, o) for (t, p), o in self._positions.items()]
+
+    def _commit_offsets(self, offsets: list[TopicPartition], wait: bool) -> bool:
         try:
             self.consumer.commit(offsets=offsets, asynchronous=not wait)
         except KafkaException as e:
             _log.warning("offset commit failed (%s); the next one retries", kafka_error_text(e))
-            return
-        self._uncommitted = False
+            return False
+        return True
 
-    def _hand_over(self) -> None:
-        """Commit, then wait for the tombstones that commit wrote: the partitions' next owner
-        restores their state from the changelog, and a tombstone still in our queue would make it
-        re-emit a sample already delivered (a duplicate on every clean rebalance)."""
-        self._commit()
-        self._write_deletions()
-        remaining = self.producer.flush(30)
+    def _flushed(self, what: str, timeout_s: float = 30) -> bool:
+        """Wait until every message produced so far is acknowledged; False if some are not after
+        ``timeout_s`` (the commit waits for the next attempt). Raises :class:`DeliveryFailed`."""
+        remaining = self.producer.flush(timeout_s)
+        self._raise_delivery_error()
         if remaining:
-            _log.warning("%d state deletions unacknowledged after 30 s: the next owner may re-emit samples", remaining)
+            _log.warning("%d %s not acknowledged after %g s: offsets not committed yet", remaining, what, timeout_s)
+        return not remaining
 
     # -- rebalance and recovery -------------------------------------------------------------
 
@@ -282,7 +304,7 @@ class JoinerConsumeLoop:
 
     def _on_revoke(self, consumer: Consumer, revoked: list[TopicPartition]) -> None:
         if self._delivery_error is None:  # never commit past output the broker refused
-            self._hand_over()
+            self._commit_all()
         self._forget(revoked)
 
     def _on_lost(self, consumer: Consumer, lost: list[TopicPartition]) -> None:
@@ -299,6 +321,8 @@ class JoinerConsumeLoop:
             self._assigned.discard((tp.topic, tp.partition))
             self._positions.pop((tp.topic, tp.partition), None)
             self.processor.activity.pop(tp.partition, None)
+        if self._saved_offsets:  # never commit for a partition this member no longer owns
+            self._saved_offsets = [tp for tp in self._saved_offsets if (tp.topic, tp.partition) in self._assigned]
         self.processor.drop(tp.partition for tp in partitions if tp.topic == self.impressions_topic)
 
     def _state_records(self, partition: int) -> PartitionRecords:
@@ -315,6 +339,7 @@ class JoinerConsumeLoop:
             if self.processor.caught_up(partition, partial(self._end_offset, partition)):
                 self.processor.joiners[partition].close_all()
                 self._flush(partition)
+                self._uncommitted = True  # the state changed: the next commit writes it
 
     def _end_offset(self, partition: int, topic: str, applied: int) -> int | None:
         """The end offset of an input partition: the one cached from the last fetch when it shows

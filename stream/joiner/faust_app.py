@@ -7,7 +7,7 @@ Its state lives in a plain (not windowed) changelog-backed faust table whose rec
 with an explicit changelog partition equal to the input partition, in order; after recovery or a
 rebalance the joiners, including their close heaps, are rebuilt from the table. The validation and
 the join itself are :class:`~stream.joiner.join_processor.JoinProcessor`'s, shared with the
-confluent-kafka engine (:mod:`stream.joiner.consumer_loop`), which is 4.5-6x faster.
+confluent-kafka engine (:mod:`stream.joiner.consumer_loop`), which is 10-12x faster (benchmarks/joiner.py).
 
 Delivery: at least once, duplicates carry the same sample id (= impression id) and the same
 labels. A pending impression's record is deleted only after the broker has acknowledged its

@@ -1,17 +1,19 @@
 """The engine-neutral core of a joiner worker: validate input messages and feed the partition joiners.
 
-Both workers (the confluent-kafka consume loop and the faust app) read messages, hand each one to
-:meth:`JoinProcessor.apply`, then :meth:`JoinProcessor.drain` every partition that changed and
-write what it returns: the state changes to the changelog (in order) and the samples to the
-samples topic. Everything about Kafka I/O stays in the engines; everything about the join and
-its metrics is here, once.
+Both workers read messages and hand each batch to :meth:`JoinProcessor.apply_batch`. The faust
+app then drains every partition that changed (:meth:`JoinProcessor.drain`) and writes the state
+changes to its table and the samples to the samples topic; the confluent-kafka consume loop
+produces the samples of each batch (:meth:`JoinProcessor.drain_samples`) and writes the state
+changes only at commit time, once those samples are acknowledged (:meth:`JoinProcessor.take_state`).
+Everything about Kafka I/O stays in the engines; everything about the join and its metrics is
+here, once.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,7 +46,9 @@ class JoinProcessor:
     """Validates input messages and joins them, one :class:`PartitionJoiner` per input partition.
 
     ``state_records(p)`` gives the persisted records of partition ``p``; it is read when a
-    partition is first seen (after an assignment, a rebalance or a restart).
+    partition is first seen (after an assignment, a rebalance or a restart). ``state_after_acks``:
+    the engine takes the state changes only once every sample emitted before is acknowledged
+    (see :class:`PartitionJoiner`).
     """
 
     def __init__(
@@ -55,8 +59,10 @@ class JoinProcessor:
         metrics: JoinerMetrics,
         state_records: StateRecords,
         wall_clock_ms: Callable[[], int] = lambda: int(time.time() * 1000),
+        state_after_acks: bool = False,
     ) -> None:
         self.config = joiner
+        self.state_after_acks = state_after_acks
         self.metrics = metrics
         self.tasks = schema.task_names
         self.decoder = TypedEventDecoder(schema, joiner.validation)
@@ -166,8 +172,9 @@ class JoinProcessor:
         """Rebuild the joiner of ``partition`` (close heaps included) from its state records."""
         config = self.config
         joiner = PartitionJoiner.restore(
-            partition, self.tasks, config.window_ms, config.grace_ms, self.state_records(partition), self.skew
-        )
+            partition, self.tasks, config.window_ms, config.grace_ms, self.state_records(partition), self.skew,
+            self.state_after_acks,
+        )  # fmt: skip
         self.joiners[partition] = joiner
         self.metrics.assigned_partitions.set(len(self.joiners))
         _log.info(
@@ -194,12 +201,20 @@ class JoinProcessor:
         self._update_pending()
 
     def drain(self, partition: int) -> JoinOutput | None:
-        """The output gathered by ``partition``'s joiner since the last call (counted in the metrics)."""
+        """The samples and state changes gathered by ``partition``'s joiner since the last call
+        (counted in the metrics); None if the partition is not owned."""
+        out = self.drain_samples(partition)
+        if out is not None:
+            out.changes = list(self.joiners[partition].take_changes())
+        return out
+
+    def drain_samples(self, partition: int) -> JoinOutput | None:
+        """Like :meth:`drain`, without the state changes (they wait for :meth:`take_state`)."""
         self.touched.discard(partition)
         joiner = self.joiners.get(partition)
         if joiner is None:
             return None
-        out = joiner.drain()
+        out = joiner.drain_samples()
         counts = out.counts
         m = self.metrics
         m.samples_emitted.inc(sum(1 for e in out.emitted if e.source == "join"))
@@ -212,6 +227,12 @@ class JoinProcessor:
         m.stream_time_jumps.inc(counts["stream_time_jumps"])
         self._update_pending()
         return out
+
+    def take_state(self) -> Iterator[tuple[int, str, bytes | None]]:
+        """Every owned partition's state changes since the last call, as (partition, key, record)
+        changelog writes in order; taken at the call, encoded lazily (consume before applying more)."""
+        taken = [(partition, joiner.take_changes()) for partition, joiner in self.joiners.items()]
+        return ((partition, key, record) for partition, writes in taken for key, record in writes)
 
     def sample_acknowledged(self, partition: int, state_key: str, generation: int) -> None:
         """The broker acknowledged the sample of pending record ``state_key``, emitted when the

@@ -26,13 +26,13 @@ from __future__ import annotations
 
 import heapq
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from stream.events.formats import compact_json
 from stream.events.validation import InvalidEvent
 from stream.joiner.clock_skew import Admission, ClockSkewPolicy
-from stream.joiner.join_output import ActionFields, EmittedSample, ImpressionFields, JoinOutput
+from stream.joiner.join_output import ActionFields, EmittedSample, ImpressionFields, JoinOutput, StateChange
 from stream.joiner.state import (
     NO_TIME,
     PendingImpression,
@@ -56,6 +56,7 @@ class PartitionJoiner:
         grace_ms: int,
         late_memory_ms: int = 600_000,
         skew: ClockSkewPolicy | None = None,
+        state_after_acks: bool = False,
     ) -> None:
         self.partition = partition
         self.tasks = list(tasks)
@@ -74,7 +75,16 @@ class PartitionJoiner:
         # Changed state keys since the last drain -> their value now (a PendingImpression or an
         # early-action set, encoded at drain time; None = delete). See drain for the write order.
         self._changes: dict[str, PendingImpression | set[tuple[str, int]] | None] = {}
+        # Keys created since the changes were last taken: no record of theirs is in the changelog,
+        # so deleting one needs no tombstone.
+        self._unwritten: set[str] = set()
         self._clock_dirty = False
+        # True when the engine takes the changes only once every sample emitted before is
+        # acknowledged (the kafka engine, at commit time): a closed impression's record is then
+        # deleted with the next changes, and one opened and closed in between is never written.
+        # False (faust, changes written before the batch's samples): the record stays until the
+        # engine reports the sample acknowledged.
+        self.state_after_acks = state_after_acks
         # Ids emitted within late_memory_ms of action stream time: only to count late vs orphan
         # actions (in memory, not persisted; it never changes a sample).
         self.late_memory_ms = late_memory_ms
@@ -93,10 +103,11 @@ class PartitionJoiner:
         grace_ms: int,
         records: Iterable[tuple[str, dict[str, Any] | bytes]],
         skew: ClockSkewPolicy | None = None,
+        state_after_acks: bool = False,
     ) -> PartitionJoiner:
         """Rebuild a joiner, including its close heaps, from the state records of ``partition``
-        (decoded, or JSON bytes as :meth:`drain` wrote them)."""
-        joiner = cls(partition, tasks, window_ms, grace_ms, skew=skew)
+        (decoded, or JSON bytes as :meth:`take_changes` wrote them)."""
+        joiner = cls(partition, tasks, window_ms, grace_ms, skew=skew, state_after_acks=state_after_acks)
         prefix = f"{partition}:"
         for key, record in records:
             if not key.startswith(prefix) or record is None:
@@ -165,7 +176,7 @@ class PartitionJoiner:
             early = self.early.pop(impression_id, None)
             for task, action_ms in sorted(early or ()):
                 self._attach(pending, task, action_ms)
-            self._changes[pending_key(self.partition, impression_id)] = pending
+            self._put_new(pending_key(self.partition, impression_id), pending)
             if early is not None:
                 self._changes[early_key(self.partition, impression_id)] = None
             heapq.heappush(self._deadlines, (deadline, impression_id))
@@ -210,28 +221,38 @@ class PartitionJoiner:
         self._close_due()
 
     def drain(self) -> JoinOutput:
-        """Return and reset the output gathered so far.
+        """The samples and counts gathered so far (:meth:`drain_samples`) with the state changes
+        (:meth:`take_changes`): what the faust engine writes after each batch."""
+        out = self.drain_samples()
+        out.changes = list(self.take_changes())
+        return out
+
+    def drain_samples(self) -> JoinOutput:
+        """Close what the stream times allow; return and reset the samples and counts gathered so
+        far (``changes`` empty: the state changes accumulate until :meth:`take_changes`)."""
+        self._advance()
+        out, self._out = self._out, JoinOutput()
+        return out
+
+    def take_changes(self) -> Iterator[StateChange]:
+        """The state changes since the last call, as changelog writes in order, and reset them.
+        The changes are taken at the call; each record is encoded as the iterator reaches it (an
+        interval's records are never all held encoded at once), so consume it before applying
+        more events.
 
         Each changed key is written once, with its value now: first every record that exists,
-        then every deletion, then the clock. A crash can leave any prefix of these writes in the
-        changelog, and the state it gives (the previous state plus some of the new records, with
-        the previous clock) is one from which re-reading the same events gives the same samples:
-        an impression found pending again is skipped as a duplicate, its actions are counted once,
-        and early actions whose deletion is missing merge into their impression on restore. A
-        deletion never precedes the record that absorbed what it deletes.
+        then every deletion (none for a key never written), then the clock. A crash can leave any
+        prefix of these writes in the changelog, and the state it gives (the previous state plus
+        some of the new records, with the previous clock) is one from which re-reading the same
+        events gives the same samples: an impression found pending again is skipped as a
+        duplicate, its actions are counted once, and early actions whose deletion is missing merge
+        into their impression on restore. A deletion never precedes the record that absorbed what
+        it deletes.
         """
-        self._advance()
-        out = self._out
-        changes = self._changes
-        puts = [(k, _encode_value(v)) for k, v in changes.items() if v is not None]
-        puts += [(k, None) for k, v in changes.items() if v is None]
-        if self._clock_dirty:
-            puts.append((clock_key(self.partition), encode_record(self.clock.to_record())))
-            self._clock_dirty = False
-        out.changes = puts
-        self._out = JoinOutput()
-        self._changes = {}
-        return out
+        changes, unwritten = self._changes, self._unwritten
+        clock = encode_record(self.clock.to_record()) if self._clock_dirty else None
+        self._changes, self._unwritten, self._clock_dirty = {}, set(), False
+        return _changelog_writes(self.partition, changes, unwritten, clock)
 
     @property
     def pending_count(self) -> int:
@@ -285,12 +306,16 @@ class PartitionJoiner:
             # The impression stream is already past the time the impression must have had.
             self._out.counts["orphan_actions"] += 1
             return
-        actions = self.early.setdefault(impression_id, set())
-        if (task, time_ms) in actions:
+        actions = self.early.get(impression_id)
+        key = early_key(self.partition, impression_id)
+        if actions is None:
+            actions = self.early[impression_id] = set()
+            self._put_new(key, actions)
+        elif (task, time_ms) in actions:
             return
         actions.add((task, time_ms))
         heapq.heappush(self._early_expiry, (expiry, impression_id))
-        self._changes[early_key(self.partition, impression_id)] = actions
+        self._changes[key] = actions
 
     def _expire_early_actions(self) -> None:
         stream_time = self.clock.impressions_time_ms
@@ -301,6 +326,13 @@ class PartitionJoiner:
             if actions is None or min(t for _, t in actions) + self.grace_ms != expiry:
                 continue  # stale heap entry: attached, dropped, or an earlier action leads
             self._drop_early(impression_id, "orphan_actions")
+
+    def _put_new(self, key: str, value: PendingImpression | set[tuple[str, int]]) -> None:
+        """A state value for a key that has no live record (created since the changes were taken,
+        or deleted by changes not taken yet)."""
+        if key not in self._changes:  # else: a deletion of a written record is pending
+            self._unwritten.add(key)
+        self._changes[key] = value
 
     def _drop_early(self, impression_id: str, reason: str) -> None:
         actions = self.early.pop(impression_id)
@@ -314,16 +346,21 @@ class PartitionJoiner:
             return
         emitted = self._out.emitted
         pending_of = self.pending
+        changes, delete_now = self._changes, self.state_after_acks
         while heap and heap[0][0] < watermark:
             entry = heapq.heappop(heap)
             deadline, impression_id = entry
             pending = pending_of.pop(impression_id, None)
             if pending is None:
                 continue
+            key: str | None = pending_key(self.partition, impression_id)
+            if delete_now:  # with the next changes, after this sample's acknowledgement
+                changes[key] = None
+                key = None
             emitted.append(
                 EmittedSample(
                     impression_id, pending.user_id, pending.impression_json, self._labels(pending.actions), "join",
-                    self.window_ms, len(pending.actions), deadline, pending_key(self.partition, impression_id),
+                    self.window_ms, len(pending.actions), deadline, key,
                 )
             )  # fmt: skip
             self._recent[impression_id] = deadline
@@ -367,6 +404,25 @@ class PartitionJoiner:
         # Its actions still to come are late too, not orphans (counted only).
         self._recent[impression.impression_id] = deadline
         self._recent_order.append((deadline, impression.impression_id))
+
+
+def _changelog_writes(
+    partition: int,
+    changes: dict[str, PendingImpression | set[tuple[str, int]] | None],
+    unwritten: set[str],
+    clock: bytes | None,
+) -> Iterator[StateChange]:
+    """The writes of :meth:`PartitionJoiner.take_changes`, in their order, encoded one at a time."""
+    deletions = []
+    for key, value in changes.items():
+        if value is not None:
+            yield key, _encode_value(value)
+        elif key not in unwritten:
+            deletions.append(key)
+    for key in deletions:
+        yield key, None
+    if clock is not None:
+        yield clock_key(partition), clock
 
 
 def _encode_value(value: PendingImpression | set[tuple[str, int]]) -> bytes:

@@ -4,7 +4,9 @@ One Python process joins at most one core's worth of events, so the parent start
 processes (multiprocessing, *spawn*: no librdkafka thread is ever forked), each running the
 kafka engine's :class:`~stream.joiner.consumer_loop.JoinerConsumeLoop` in group ``joiner.app_id``.
 The group spreads the partitions over them exactly as over N separate workers, so everything
-about state, delivery and rebalances holds as documented for several workers.
+about state, delivery and rebalances holds as documented for several workers. The children join
+the group together (a barrier once each has built its clients): a child that came up alone would
+take every partition, start joining, and hand state over at each later arrival.
 
 Metrics: the parent serves **one endpoint** (``monitoring.worker_port``) with the sum over its
 children, the way Prometheus users scrape one target per deployed command (prometheus_client's
@@ -28,8 +30,11 @@ import shutil
 import signal
 import tempfile
 import time
+from functools import partial
 from multiprocessing.connection import wait
 from multiprocessing.process import BaseProcess
+from multiprocessing.synchronize import Barrier
+from threading import BrokenBarrierError
 from types import FrameType
 
 from stream.config.pipeline import PipelineConfig
@@ -38,6 +43,7 @@ _log = logging.getLogger(__name__)
 
 MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"  # prometheus_client reads it when first imported
 STOP_GRACE_S = 60.0  # seconds a child may take to finish its batch, commit and leave the group
+START_TOGETHER_S = 120.0  # seconds a child waits for its siblings before it joins the group alone
 
 
 def run_process_group(config: PipelineConfig, processes: int, log_level: str) -> int:
@@ -70,11 +76,15 @@ def run_process_group(config: PipelineConfig, processes: int, log_level: str) ->
                 raise UserError(f"{e.strerror}; set monitoring.worker_port (0 = any free port)") from None
             print(f"metrics: {server.url}", flush=True)  # one endpoint: the sum over the processes
         context = multiprocessing.get_context("spawn")
+        start_together = context.Barrier(processes)
         os.environ[MULTIPROCESS_ENV] = metrics_dir  # inherited by the spawned children
         try:
             for index in range(processes):
                 child = context.Process(
-                    target=run_child, args=(config, index, log_level), name=f"pepnet-worker-{index}", daemon=False
+                    target=run_child,
+                    args=(config, index, log_level, start_together),
+                    name=f"pepnet-worker-{index}",
+                    daemon=False,
                 )
                 child.start()
                 children.append(child)
@@ -93,6 +103,7 @@ def run_process_group(config: PipelineConfig, processes: int, log_level: str) ->
                     child.name, child.exitcode,
                 )  # fmt: skip
                 break
+        start_together.abort()  # children still waiting for a sibling that is gone stop waiting
         _stop_children(children)
         for child in children:
             mark_process_dead(child.pid, metrics_dir)
@@ -120,8 +131,9 @@ def _stop_children(children: list[BaseProcess]) -> None:
             child.join(5)
 
 
-def run_child(config: PipelineConfig, index: int, log_level: str) -> None:
-    """One child: a kafka-engine consume loop whose metrics go to the parent's endpoint."""
+def run_child(config: PipelineConfig, index: int, log_level: str, start_together: Barrier) -> None:
+    """One child: a kafka-engine consume loop whose metrics go to the parent's endpoint; it joins
+    the group once every sibling is ready to (``start_together``)."""
     from prometheus_client import CollectorRegistry
 
     from monitoring.joiner_metrics import JoinerMetrics
@@ -131,4 +143,11 @@ def run_child(config: PipelineConfig, index: int, log_level: str) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the parent, which sends SIGTERM
     logging.basicConfig(level=log_level, format=f"%(asctime)s %(levelname)s %(name)s[{index}]: %(message)s", force=True)
     metrics = JoinerMetrics(CollectorRegistry(), REASONS)  # values land in the multiprocess directory
-    raise SystemExit(run_consume_loop(config, metrics))
+    raise SystemExit(run_consume_loop(config, metrics, ready=partial(_wait_for_siblings, start_together)))
+
+
+def _wait_for_siblings(start_together: Barrier) -> None:
+    try:
+        start_together.wait(START_TOGETHER_S)
+    except BrokenBarrierError:  # a sibling failed to start, or the command is stopping
+        _log.warning("not every process was ready within %.0f s (or the command is stopping)", START_TOGETHER_S)

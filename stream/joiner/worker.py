@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import logging
 import signal
+from collections.abc import Callable
 from types import FrameType
 
 from prometheus_client import CollectorRegistry
@@ -64,8 +65,9 @@ def run_worker(config: PipelineConfig, log_level: str = "INFO", processes: int =
             server.close()
 
 
-def run_consume_loop(config: PipelineConfig, metrics: JoinerMetrics) -> int:
-    """Run the kafka engine's consume loop until SIGINT/SIGTERM; returns the exit code."""
+def run_consume_loop(config: PipelineConfig, metrics: JoinerMetrics, ready: Callable[[], None] | None = None) -> int:
+    """Run the kafka engine's consume loop until SIGINT/SIGTERM; returns the exit code.
+    ``ready`` is called once the clients are built, before the loop joins the group."""
     from stream.joiner.consumer_loop import DeliveryFailed, JoinerConsumeLoop
 
     loop = JoinerConsumeLoop(config.kafka, config.schema, config.joiner, metrics)
@@ -80,6 +82,8 @@ def run_consume_loop(config: PipelineConfig, metrics: JoinerMetrics) -> int:
 
     previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
+        if ready is not None:
+            ready()
         loop.run()
     except DeliveryFailed as e:
         _log.error("%s", e)

@@ -1,9 +1,11 @@
 """The confluent-kafka engine's Kafka-facing parts against the real broker: the state topic, the
-restore of state records, a revocation's hand-over, and a worker that stops (exit 1, one line)
-when its output is refused."""
+restore of state records, a revocation's hand-over, the order of state writes and offset commits,
+and a worker that stops (exit 1, one line) when its output is refused."""
 
 from __future__ import annotations
 
+import json
+import time
 from dataclasses import replace
 
 import pytest
@@ -99,6 +101,7 @@ def test_messages_of_a_partition_revoked_meanwhile_are_not_joined(pipeline_confi
         loop._on_revoke(loop.consumer, [TopicPartition(impressions, 1), TopicPartition(actions, 1)])
         simulator = EventSimulator(pipeline_config.simulator, pipeline_config.schema)
         first, second = [e for e in simulator.events(20) if isinstance(e, Impression)][:2]
+
         def message(partition: int, impression: Impression) -> Message:
             return Message(topic=impressions, partition=partition, offset=0, key=impression.key(),
                            value=encode(impression), timestamp=(1, impression.event_time_ms))  # fmt: skip
@@ -107,6 +110,53 @@ def test_messages_of_a_partition_revoked_meanwhile_are_not_joined(pipeline_confi
         assert sorted(loop.processor.joiners) == [0]
         assert loop.processor.joiners[0].pending_count == 1
         assert (impressions, 1) not in loop._positions and loop._positions[(impressions, 0)] == 1
+    finally:
+        loop.consumer.close()
+        loop.producer.flush(10)
+
+
+def test_offsets_are_committed_one_commit_after_the_state_that_holds_them(pipeline_config: PipelineConfig) -> None:
+    """A periodic commit writes the state and saves the offsets read so far; the offsets are
+    committed by the next one, after a flush proves that state acknowledged: the committed offsets
+    never run ahead of the state in the changelog."""
+    kafka = pipeline_config.kafka
+    joiner = replace(pipeline_config.joiner, app_id=kafka.topics.impressions.name + ".pipelined")
+    loop = JoinerConsumeLoop(kafka, pipeline_config.schema, joiner, JoinerMetrics(CollectorRegistry(), REASONS))
+    impressions, actions = kafka.topics.impressions.name, kafka.topics.actions.name
+    simulator = EventSimulator(pipeline_config.simulator, pipeline_config.schema)
+    batch = [
+        Message(
+            topic=impressions, partition=0, offset=offset, key=e.key(), value=encode(e), timestamp=(1, e.event_time_ms)
+        )  # fmt: skip
+        for offset, e in enumerate(e for e in simulator.events(40) if isinstance(e, Impression))
+    ]
+    partition = TopicPartition(impressions, 0)
+
+    def committed() -> int:
+        return loop.consumer.committed([partition], timeout=30)[0].offset
+
+    def written_offset() -> int:
+        records = dict(read_state(kafka, loop.changelog_topic, [0])[0])
+        return json.loads(records["0:clock"])["impressions_offset"] if "0:clock" in records else -1
+
+    try:
+        ensure_changelog_topic(kafka, loop.changelog_topic, loop.partitions)
+        loop._on_assign(loop.consumer, [TopicPartition(t, 0) for t in (impressions, actions)])
+        loop._apply_batch(batch[:10])
+        loop._commit()  # writes the state at offset 9, commits nothing yet
+        assert committed() < 0
+        loop.producer.flush(30)
+        assert written_offset() == 9
+        loop._apply_batch(batch[10:])
+        loop._commit()  # the state at 9 is acknowledged: commits 10; writes the state at the end
+        deadline = time.monotonic() + 60
+        while committed() != 10:  # an asynchronous commit
+            assert time.monotonic() < deadline, f"offset 10 not committed within 60 s (committed: {committed()})"
+            loop.consumer.poll(0.1)
+        loop.producer.flush(30)
+        assert written_offset() == len(batch) - 1
+        loop._commit_all()  # a revocation or a stop: everything, awaited
+        assert committed() == len(batch)
     finally:
         loop.consumer.close()
         loop.producer.flush(10)

@@ -14,6 +14,7 @@ from stream.events.validation import InvalidEvent
 from stream.joiner.clock_skew import ClockSkewPolicy
 from stream.joiner.join_output import EmittedSample, JoinOutput
 from stream.joiner.partition_joiner import PartitionJoiner
+from stream.joiner.state import encode_record
 from stream.simulator import EventSimulator
 
 TASKS = ["click", "like"]
@@ -212,6 +213,38 @@ def simulated() -> tuple[list[Impression | Action], dict[str, LabelledSample], i
     return events, truth, config.joiner.window_ms
 
 
+def _crash_run(simulated: Any, interleave_seed: int, seed: int) -> tuple[list[str], list[Any], random.Random]:
+    """A crash test's tasks, its interleaving of the simulated events, and its random source."""
+    events, truth, _ = simulated
+    return list(next(iter(truth.values())).labels), _interleave(events, interleave_seed), random.Random(seed)
+
+
+def _apply(joiner: PartitionJoiner, batch: list[Any], offsets: dict[str, int]) -> None:
+    """Apply a batch of events, each at the next offset of its input (``offsets`` moves on)."""
+    for e in batch:
+        kind = "i" if isinstance(e, Impression) else "a"
+        offsets[kind] += 1
+        (joiner.on_impression if kind == "i" else joiner.on_action)(e, offsets[kind])
+
+
+def _write(table: dict[str, Any], writes: list[tuple[str, Any]]) -> dict[str, Any]:
+    """Apply changelog writes to a table of live records (None deletes); returns the table."""
+    for key, record in writes:
+        table.pop(key, None) if record is None else table.__setitem__(key, record)
+    return table
+
+
+def _resume(restored: PartitionJoiner, offsets: dict[str, int], events: list[Any]) -> list[LabelledSample]:
+    """The samples a restored joiner emits re-reading ``events`` after ``offsets``, then closing all."""
+    feed = Feed(restored)
+    feed.offsets = offsets
+    for e in events:
+        feed.send(e)
+    restored.close_all()
+    feed.send()
+    return feed.samples
+
+
 def _interleave(events: list[Any], seed: int) -> list[Any]:
     """Same order within each input, random interleaving of the two (like two consumers)."""
     rng = random.Random(seed)
@@ -254,10 +287,8 @@ def test_any_interleaving_of_the_inputs_gives_the_ground_truth(simulated: Any, s
 
 def test_crash_at_any_point_restores_to_identical_samples(simulated: Any) -> None:
     """Persist a prefix of the changelog writes, restart from older offsets: same samples."""
-    events, truth, window_ms = simulated
-    tasks = list(next(iter(truth.values())).labels)
-    order = _interleave(events, 5)
-    rng = random.Random(11)
+    _, truth, window_ms = simulated
+    tasks, order, rng = _crash_run(simulated, interleave_seed=5, seed=11)
     for _ in range(6):
         crash_at = rng.randrange(len(order) // 4, 3 * len(order) // 4)
         table: dict[str, Any] = {}
@@ -269,10 +300,7 @@ def test_crash_at_any_point_restores_to_identical_samples(simulated: Any) -> Non
         position = 0
         while position < crash_at:  # batches of events, like the agent's take_events
             batch = order[position : min(crash_at, position + rng.randint(1, 60))]
-            for e in batch:
-                kind = "i" if isinstance(e, Impression) else "a"
-                offsets[kind] += 1
-                (joiner.on_impression if kind == "i" else joiner.on_action)(e, offsets[kind])
+            _apply(joiner, batch, offsets)
             position += len(batch)
             out = joiner.drain()
             log += out.changes
@@ -284,21 +312,72 @@ def test_crash_at_any_point_restores_to_identical_samples(simulated: Any) -> Non
         # Offsets are committed after the producer is flushed: the committed position lags behind
         # the processed one, and every write made before it is durable; a later tail may be lost.
         resume, offsets, durable = boundaries[rng.randrange(0, len(boundaries) - 1)]
-        for key, record in log[: rng.randrange(durable, len(log) + 1)]:
-            table.pop(key, None) if record is None else table.__setitem__(key, record)
+        _write(table, log[: rng.randrange(durable, len(log) + 1)])
         restored = PartitionJoiner.restore(0, tasks, window_ms, 30_000, table.items(), SKEW)
-        f = Feed(restored)
-        f.offsets = offsets
-        for e in order[resume:]:
-            f.send(e)
-        restored.close_all()
-        f.send()
-        for s in f.samples:
+        for s in _resume(restored, offsets, order[resume:]):
             if s.sample_id in emitted:
                 assert emitted[s.sample_id].labels == s.labels  # a duplicate is identical
             emitted[s.sample_id] = s
         assert emitted.keys() == truth.keys()
         assert {k: s.labels for k, s in emitted.items()} == {k: s.labels for k, s in truth.items()}
+
+
+def test_crash_at_any_point_with_state_written_at_commits_loses_no_sample(simulated: Any) -> None:
+    """The kafka engine's order (``state_after_acks``): samples produced after every batch; at each
+    commit, every sample emitted so far acknowledged, then the state changes written, then the
+    offsets committed. A crash keeps the state of a committed position plus any prefix of the
+    writes after it, and only the samples that some durable write proves acknowledged (others
+    maybe): re-reading from the committed offsets gives every impression, duplicates identical."""
+    _, truth, window_ms = simulated
+    tasks, order, rng = _crash_run(simulated, interleave_seed=7, seed=13)
+    for _ in range(8):
+        crash_at = rng.randrange(len(order) // 4, 3 * len(order) // 4)
+        log: list[tuple[str, Any]] = []  # changelog in write order
+        emitted: list[LabelledSample] = []  # every sample produced, in order
+        joiner = PartitionJoiner(0, tasks, window_ms, 30_000, skew=SKEW, state_after_acks=True)
+        offsets = {"i": -1, "a": -1}
+        # (next event, committed offsets, log length when the commit began and ended, samples acked)
+        commits: list[tuple[int, dict[str, int], int, int, int]] = [(0, dict(offsets), 0, 0, 0)]
+        position = 0
+        while position < crash_at:
+            batch = order[position : min(crash_at, position + rng.randint(1, 60))]
+            _apply(joiner, batch, offsets)
+            position += len(batch)
+            out = joiner.drain_samples()
+            assert out.changes == [] and all(s.state_key is None for s in out.emitted)
+            emitted += [s.sample for s in out.emitted]
+            if rng.random() < 0.3:  # a commit: flush (all acked), state, flush, offsets
+                begin = len(log)
+                log += joiner.take_changes()
+                commits.append((position, dict(offsets), begin, len(log), len(emitted)))
+        resume, offsets, _, committed_log, _ = commits[rng.randrange(len(commits))]
+        durable = rng.randrange(committed_log, len(log) + 1)
+        # A durable write of a commit proves every sample before that commit acknowledged.
+        acked = max(n for _, _, begin, end, n in commits if begin < durable or end <= durable)
+        delivered = emitted[:acked] + [s for s in emitted[acked:] if rng.random() < 0.5]
+        table = _write({}, log[:durable])
+        restored = PartitionJoiner.restore(0, tasks, window_ms, 30_000, table.items(), SKEW, state_after_acks=True)
+        seen: dict[str, LabelledSample] = {}
+        for s in delivered + _resume(restored, offsets, order[resume:]):
+            assert seen.setdefault(s.sample_id, s).labels == s.labels  # a duplicate is identical
+        assert seen.keys() == truth.keys()
+        assert {k: s.labels for k, s in seen.items()} == {k: s.labels for k, s in truth.items()}
+
+
+def test_with_state_written_after_acks_an_impression_opened_and_closed_between_two_writes_costs_nothing() -> None:
+    joiner = PartitionJoiner(0, TASKS, W, G, state_after_acks=True)
+    joiner.on_impression(imp(1, T0), 0)
+    assert [k for k, _ in joiner.take_changes()] == ["0:i:i1", "0:clock"]  # written: i1 is persisted
+    joiner.on_impression(imp(2, T0 + 10), 1)
+    joiner.on_action(act(3, T0 + 20), 0)  # an early action, its impression never comes
+    joiner.on_impression(imp(4, T0 + W + G + 50), 2)
+    joiner.on_action(act(4, T0 + W + G + 60), 1)  # both streams past the deadlines of i1 and i2
+    samples = joiner.drain_samples().emitted
+    assert [s.sample_id for s in samples] == ["i1", "i2"] and all(s.state_key is None for s in samples)
+    clock = encode_record(joiner.clock.to_record())
+    # i1's record is deleted with this write; i2 and the early action of i3 were never written.
+    writes = list(joiner.take_changes())
+    assert writes == [("0:i:i4", joiner.pending["i4"].to_record()), ("0:i:i1", None), ("0:clock", clock)]
 
 
 def test_an_early_action_deletion_never_overtakes_the_impression_that_absorbed_it() -> None:
@@ -311,9 +390,7 @@ def test_an_early_action_deletion_never_overtakes_the_impression_that_absorbed_i
         (first.on_action if isinstance(e, Action) else first.on_impression)(e, offset)
     changes = first.drain().changes
     for cut in range(len(changes) + 1):  # the crash lands after `cut` writes of the second drain
-        table = dict(durable)
-        for key, record in changes[:cut]:
-            table.pop(key, None) if record is None else table.__setitem__(key, record)
+        table = _write(dict(durable), changes[:cut])
         restored = Feed(PartitionJoiner.restore(0, TASKS, W, G, table.items()))
         restored.offsets = {"i": -1, "a": 0}  # the consumer resumes after the committed action
         restored.send(*(e for e, _ in batch))

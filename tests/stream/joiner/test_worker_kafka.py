@@ -263,7 +263,13 @@ def test_two_workers_share_the_partitions(pipeline_config: PipelineConfig, tmp_p
     try:
         for worker in workers:
             worker.wait_ready()
-        time.sleep(3)  # let a rebalance triggered by the second worker settle
+        partitions = pipeline_config.kafka.topics.impressions.partitions
+        deadline = time.monotonic() + 60
+        while (assigned := [w.metric("pepnet_joiner_assigned_partitions") for w in workers]) and (
+            sum(assigned) != partitions or min(assigned) < 1
+        ):
+            assert time.monotonic() < deadline, f"the rebalance did not settle within 60 s: partitions {assigned}"
+            time.sleep(0.05)
         writer = EventLogWriter(pipeline_config.kafka)
         writer.send_events(simulator.events(n))
         writer.flush()
@@ -277,9 +283,9 @@ def test_two_workers_share_the_partitions(pipeline_config: PipelineConfig, tmp_p
 
 
 def test_a_worker_joining_mid_stream_duplicates_nothing(pipeline_config: PipelineConfig, tmp_path: Path) -> None:
-    """A second worker joins while the first is emitting samples: the first commits and waits for
-    the deletions of its emitted impressions' records before it lets partitions go, so the new
-    owner restores no impression already emitted. Unlike a kill -9, a clean rebalance is exact:
+    """A second worker joins while the first is emitting samples: the first writes its state
+    (emitted impressions' records deleted) and waits for it before it lets partitions go, so the
+    new owner restores no impression already emitted. Unlike a kill -9, a clean rebalance is exact:
     every impression exactly once, with its ground-truth labels."""
     n = 4000
     simulator, truth = ground_truth(pipeline_config, n)
