@@ -68,8 +68,10 @@ class PartitionJoiner:
         self.clock = StreamClock()
         self.pending: dict[str, PendingImpression] = {}
         self.early: dict[str, set[tuple[str, int]]] = {}
-        # Min-heaps with lazy deletion: (close deadline, id) and (expiry time, id).
-        self._deadlines: list[tuple[int, str]] = []
+        # Min-heaps with lazy deletion: the pending impressions themselves, ordered by (close
+        # deadline, id) (an entry is stale unless it is the pending one of its id), and (expiry
+        # time, id) of the early actions.
+        self._deadlines: list[PendingImpression] = []
         self._early_expiry: list[tuple[int, str]] = []
         self._out = JoinOutput()
         # Changed state keys since the last drain -> their value now (a PendingImpression or an
@@ -89,7 +91,10 @@ class PartitionJoiner:
         # actions (in memory, not persisted; it never changes a sample).
         self.late_memory_ms = late_memory_ms
         self._recent: dict[str, int] = {}
-        self._recent_order: deque[tuple[int, str]] = deque()
+        # The ids of _recent in emission order and their close deadlines (two deques rather than
+        # one of (deadline, id) tuples: 16 bytes per emitted impression, no object allocated).
+        self._recent_ids: deque[str] = deque()
+        self._recent_deadlines: deque[int] = deque()
         self._labels_json: dict[frozenset[str], bytes] = {}  # tasks with an action -> labels JSON
 
     # -- recovery ---------------------------------------------------------------------------
@@ -116,13 +121,16 @@ class PartitionJoiner:
             if kind[0] == "clock":
                 joiner.clock = StreamClock.from_record(as_record(record))
             elif kind[0] == "i":
-                impression_id, pending = PendingImpression.from_record(record, joiner.close_after_ms)
-                joiner.pending[impression_id] = pending
-                heapq.heappush(joiner._deadlines, (pending.deadline_ms, impression_id))
+                pending = PendingImpression.from_record(record, joiner.close_after_ms)
+                joiner.pending[pending.impression_id] = pending
             elif kind[0] == "a":
                 actions = {(a, t) for a, t in as_record(record)["actions"]}
                 joiner.early[kind[1]] = actions
                 heapq.heappush(joiner._early_expiry, (min(t for _, t in actions) + grace_ms, kind[1]))
+        # The close heap of the pending impressions restored (a key written twice holds its last
+        # record: no stale entry).
+        joiner._deadlines = list(joiner.pending.values())
+        heapq.heapify(joiner._deadlines)
         for impression_id in [i for i in joiner.early if i in joiner.pending]:
             # A crash between writing an impression and deleting its early actions: merge them.
             pending = joiner.pending[impression_id]
@@ -171,7 +179,7 @@ class PartitionJoiner:
         elif not on_time:
             self._emit_late_impression(impression, impression_json)
         else:
-            pending = PendingImpression(impression_json, deadline)
+            pending = PendingImpression(deadline, impression_id, impression_json)
             self.pending[impression_id] = pending
             early = self.early.pop(impression_id, None)
             for task, action_ms in sorted(early or ()):
@@ -179,7 +187,7 @@ class PartitionJoiner:
             self._put_new(pending_key(self.partition, impression_id), pending)
             if early is not None:
                 self._changes[early_key(self.partition, impression_id)] = None
-            heapq.heappush(self._deadlines, (deadline, impression_id))
+            heapq.heappush(self._deadlines, pending)
 
     def on_action(self, action: ActionFields, offset: int) -> None:
         """Apply one valid action read at ``offset`` of actions partition p (raises
@@ -270,7 +278,7 @@ class PartitionJoiner:
         if self._early_expiry:
             self._expire_early_actions()
         self._close_due()
-        if self._recent_order:
+        if self._recent_ids:
             self._forget_old_emitted()
 
     def _check_skew(self, input_name: str, admission: Admission, time_ms: int) -> None:
@@ -342,16 +350,18 @@ class PartitionJoiner:
     def _close_due(self) -> None:
         watermark = self.clock.watermark_ms
         heap = self._deadlines
-        if not heap or heap[0][0] >= watermark:
+        if not heap or heap[0].deadline_ms >= watermark:
             return
         emitted = self._out.emitted
         pending_of = self.pending
         changes, delete_now = self._changes, self.state_after_acks
-        while heap and heap[0][0] < watermark:
-            entry = heapq.heappop(heap)
-            deadline, impression_id = entry
-            pending = pending_of.pop(impression_id, None)
-            if pending is None:
+        while heap and heap[0].deadline_ms < watermark:
+            pending = heapq.heappop(heap)
+            impression_id, deadline = pending.impression_id, pending.deadline_ms
+            live = pending_of.pop(impression_id, None)
+            if live is not pending:  # a stale entry: put back what it is not
+                if live is not None:
+                    pending_of[impression_id] = live
                 continue
             key: str | None = pending_key(self.partition, impression_id)
             if delete_now:  # with the next changes, after this sample's acknowledgement
@@ -363,8 +373,7 @@ class PartitionJoiner:
                     self.window_ms, len(pending.actions), deadline, key,
                 )
             )  # fmt: skip
-            self._recent[impression_id] = deadline
-            self._recent_order.append(entry)  # the heap's tuple, shared rather than a new one
+            self._remember_emitted(impression_id, deadline)
 
     def _labels(self, actions: tuple[tuple[str, int], ...]) -> bytes:
         """The labels JSON of a joined sample: 1 for each task with an action, else 0 (cached)."""
@@ -374,11 +383,17 @@ class PartitionJoiner:
             labels = self._labels_json[positive] = compact_json({t: int(t in positive) for t in self.tasks})
         return labels
 
+    def _remember_emitted(self, impression_id: str, deadline: int) -> None:
+        self._recent[impression_id] = deadline
+        self._recent_ids.append(impression_id)
+        self._recent_deadlines.append(deadline)
+
     def _forget_old_emitted(self) -> None:
         horizon = self.clock.actions_time_ms - self.late_memory_ms
-        order = self._recent_order
-        while order and order[0][0] < horizon:
-            self._recent.pop(order.popleft()[1], None)
+        ids, deadlines = self._recent_ids, self._recent_deadlines
+        while deadlines and deadlines[0] < horizon:
+            deadlines.popleft()
+            self._recent.pop(ids.popleft(), None)
 
     def _emit_prelabelled(self, impression: ImpressionFields, impression_json: bytes) -> None:
         labels = compact_json(dict(impression.labels or {}))
@@ -402,8 +417,7 @@ class PartitionJoiner:
         if impression.impression_id in self.early:
             self._drop_early(impression.impression_id, "late_actions")
         # Its actions still to come are late too, not orphans (counted only).
-        self._recent[impression.impression_id] = deadline
-        self._recent_order.append((deadline, impression.impression_id))
+        self._remember_emitted(impression.impression_id, deadline)
 
 
 def _changelog_writes(

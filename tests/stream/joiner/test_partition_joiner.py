@@ -437,3 +437,19 @@ def test_restore_keeps_the_impression_bytes_as_written() -> None:
         assert emitted.sample.labels == {"click": 0, "like": 1}
         if stored is records:
             assert emitted.impression_json == as_read  # not re-encoded
+
+
+def test_restore_from_a_log_that_holds_a_key_twice_closes_each_impression_once_in_deadline_order() -> None:
+    """The changelog read in full (not compacted): the last record of a key wins, and the
+    impressions close by (deadline, id) as before the restore."""
+    first = PartitionJoiner(0, TASKS, W, G)
+    for k, (i, t) in enumerate([(3, T0 + 1), (2, T0), (1, T0)]):  # i1 and i2 share a deadline
+        first.on_impression(imp(i, t), k)
+    log = list(first.drain().changes)
+    first.on_action(act(1, T0 + 5), 0)
+    log += first.drain().changes  # "0:i:i1" written again, with its action
+    assert [key for key, _ in log].count("0:i:i1") == 2
+    restored = PartitionJoiner.restore(0, TASKS, W, G, log)
+    restored.close_all()
+    emitted = restored.drain().emitted
+    assert [(e.sample_id, e.sample.labels["click"]) for e in emitted] == [("i1", 1), ("i2", 0), ("i3", 0)]
