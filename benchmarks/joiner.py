@@ -417,12 +417,11 @@ def main() -> int:
                 print(f"  {'ratio to the faust floor':<42}{rate / floor_rate:>10.1%}")
             failures += check_samples(run_cfg, simulator, run_cfg.kafka.topics.samples.name, args.impressions)
             finish(run)
-        print(f"{'RSS per pending impression':<44}{per_pending:>10,.0f} bytes  (target <= 1,024; "
-              f"growth over the input / {args.impressions:,} pending; RSS before the input "
-              f"{baseline_rss / 2**20:,.0f} MiB)")  # fmt: skip
-        print(f"{f'  marginal (slope over {PARTS} readings)':<44}{marginal:>10,.0f} bytes  (RSS "
-              f"{', '.join(f'{r / 2**20:,.0f}' for _, r in readings)} MiB at "
-              f"{', '.join(f'{n:,}' for n, _ in readings)} pending: without fixed buffers)")  # fmt: skip
+        print(f"{'RSS per pending impression':<44}{marginal:>10,.0f} bytes  (target <= 1,024; slope of RSS over "
+              f"pending impressions, {PARTS} readings: RSS {', '.join(f'{r / 2**20:,.0f}' for _, r in readings)} MiB "
+              f"at {', '.join(f'{n:,}' for n, _ in readings)} pending)")  # fmt: skip
+        print(f"{'  growth over the input / pending':<44}{per_pending:>10,.0f} bytes  (fixed buffers in: prefetch "
+              f"and producer queues, state bursts; RSS before the input {baseline_rss / 2**20:,.0f} MiB)")  # fmt: skip
         print(f"{'  the join structures alone':<44}{structures:>10,.0f} bytes  (traced by tracemalloc: one "
               f"PartitionJoiner taking {args.impressions:,} impressions, no Kafka, no allocator)")  # fmt: skip
         return 1 if failures else 0
