@@ -57,6 +57,8 @@ def run_process_group(config: PipelineConfig, processes: int, log_level: str) ->
     metrics_dir = tempfile.mkdtemp(prefix="pepnet-worker-metrics-")
     server = None
     children: list[BaseProcess] = []
+    context = multiprocessing.get_context("spawn")
+    start_together = context.Barrier(processes)
     stopping = False
 
     def stop(signum: int, frame: FrameType | None) -> None:
@@ -75,8 +77,6 @@ def run_process_group(config: PipelineConfig, processes: int, log_level: str) ->
             except OSError as e:
                 raise UserError(f"{e.strerror}; set monitoring.worker_port (0 = any free port)") from None
             print(f"metrics: {server.url}", flush=True)  # one endpoint: the sum over the processes
-        context = multiprocessing.get_context("spawn")
-        start_together = context.Barrier(processes)
         os.environ[MULTIPROCESS_ENV] = metrics_dir  # inherited by the spawned children
         try:
             for index in range(processes):
@@ -109,6 +109,7 @@ def run_process_group(config: PipelineConfig, processes: int, log_level: str) ->
             mark_process_dead(child.pid, metrics_dir)
         return exit_code
     finally:
+        start_together.abort()
         _stop_children(children)
         for sig, handler in previous.items():
             signal.signal(sig, handler)
