@@ -128,13 +128,10 @@ def join_structures(impressions: int) -> None:
     for offset, (value, key) in enumerate(wire):
         value = bytes(bytearray(value))  # a bytes object of its own, as the consumer hands it over
         joiner.on_impression(decoder.impression(value, key, now_ms), offset, value)
-        if offset % 2000 == 1999:  # the worker's batches: samples drained, state changes taken
+        if offset % 2000 == 1999 or offset == len(wire) - 1:  # the worker's batches, and the last
             joiner.drain_samples()
-            for _ in joiner.take_changes():
+            for _ in joiner.take_changes():  # encoded one by one and dropped, as when produced
                 pass
-    joiner.drain_samples()
-    for _ in joiner.take_changes():
-        pass
     print(f"STRUCTURES {(tracemalloc.get_traced_memory()[0] - before) / joiner.pending_count:.0f}", flush=True)
 
 
@@ -379,10 +376,11 @@ def main() -> int:
         marginal = slope(readings)
         finish(memory_run)
         structures_command = [sys.executable, __file__, "--structures", str(args.impressions)]
-        found = re.search(r"STRUCTURES (\d+)", subprocess.run(
-            structures_command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=1800
-        ).stdout)  # fmt: skip
-        structures = float(found[1]) if found else float("nan")
+        child = subprocess.run(structures_command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=1800)
+        found = re.search(r"STRUCTURES (\d+)", child.stdout)
+        if found is None:
+            raise RuntimeError(f"measuring the join structures failed: {child.stderr.strip()[-2000:]}")
+        structures = float(found[1])
 
         # The ceiling is the best of three reads: one read takes 1-3 s, and the broker's own work
         # (compacting the memory worker's state topic) can slow any one of them.

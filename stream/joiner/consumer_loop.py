@@ -230,43 +230,40 @@ class JoinerConsumeLoop:
                 "fix the broker or topic, then restart it (it resumes from its last commit)"
             )
 
-    def _commit(self) -> None:
+    def _commit(self, wait: bool = False) -> bool:
         """The periodic commit, pipelined so that it waits for one flush, not two:
 
         1. flush: every sample produced so far, and the state written at the last commit, is
            acknowledged;
-        2. commit (asynchronously) the input offsets saved at the last commit, which that state holds;
+        2. commit the input offsets saved at the last commit, which that state holds (without
+           waiting for the answer unless ``wait``);
         3. write the state changes since then (not awaited: the next commit's flush covers them)
            and save the offsets read so far.
 
         So the state reaches the changelog only after the samples of the impressions it no longer
         holds are acknowledged, and offsets are committed only once the state at them is. A commit
-        that fails is covered by the next one.
+        that fails is covered by the next one. False if the flush did not finish.
         """
         if not self._uncommitted and self._saved_offsets is None:
-            return
+            return True
         if not self._flushed("output messages"):
-            return
+            return False
         if self._saved_offsets:
-            self._commit_offsets(self._saved_offsets, wait=False)
+            self._commit_offsets(self._saved_offsets, wait=wait)
         self._saved_offsets = None
         if self._uncommitted:
             self._write_state()
             self._saved_offsets = self._read_offsets()
             self._uncommitted = False
+        return True
 
     def _commit_all(self) -> None:
-        """Commit synchronously (a revocation, a stop): every sample acknowledged, the state
-        written and acknowledged, then the offsets read so far, awaited."""
-        if not self._uncommitted and self._saved_offsets is None:
+        """Commit without pipelining (a revocation, a stop): the periodic commit, then a second
+        flush for the state it wrote, then the offsets it saved; every offset commit awaited."""
+        if not (self._commit(wait=True) and self._saved_offsets is not None and self._flushed("state records")):
             return
-        if not self._flushed("output messages"):
-            return
-        self._write_state()
-        if not self._flushed("state records"):
-            return
-        if self._commit_offsets(self._read_offsets(), wait=True):
-            self._uncommitted, self._saved_offsets = False, None
+        if self._commit_offsets(self._saved_offsets, wait=True):
+            self._saved_offsets = None
 
     def _read_offsets(self) -> list[TopicPartition]:
         return [TopicPartition(t, p, o) for (t, p), o in self._positions.items()]

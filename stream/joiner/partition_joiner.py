@@ -68,10 +68,10 @@ class PartitionJoiner:
         self.clock = StreamClock()
         self.pending: dict[str, PendingImpression] = {}
         self.early: dict[str, set[tuple[str, int]]] = {}
-        # Min-heaps with lazy deletion: the pending impressions themselves, ordered by (close
-        # deadline, id) (an entry is stale unless it is the pending one of its id), and (expiry
-        # time, id) of the early actions.
+        # Close heap: the pending impressions themselves, ordered by (close deadline, id); it holds
+        # exactly the values of `pending` (an impression leaves both only when it closes).
         self._deadlines: list[PendingImpression] = []
+        # Min-heap with lazy deletion: (expiry time, id) of the early actions.
         self._early_expiry: list[tuple[int, str]] = []
         self._out = JoinOutput()
         # Changed state keys since the last drain -> their value now (a PendingImpression or an
@@ -358,11 +358,7 @@ class PartitionJoiner:
         while heap and heap[0].deadline_ms < watermark:
             pending = heapq.heappop(heap)
             impression_id, deadline = pending.impression_id, pending.deadline_ms
-            live = pending_of.pop(impression_id, None)
-            if live is not pending:  # a stale entry: put back what it is not
-                if live is not None:
-                    pending_of[impression_id] = live
-                continue
+            del pending_of[impression_id]
             key: str | None = pending_key(self.partition, impression_id)
             if delete_now:  # with the next changes, after this sample's acknowledgement
                 changes[key] = None

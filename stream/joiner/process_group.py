@@ -49,7 +49,7 @@ START_TOGETHER_S = 120.0  # seconds a child waits for its siblings before it joi
 def run_process_group(config: PipelineConfig, processes: int, log_level: str) -> int:
     """Run ``processes`` kafka-engine consume loops and block until stopped; returns the exit code."""
     from prometheus_client import CollectorRegistry
-    from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
+    from prometheus_client.multiprocess import MultiProcessCollector
 
     from monitoring.server import start_metrics_server
     from stream.config.errors import UserError
@@ -103,13 +103,9 @@ def run_process_group(config: PipelineConfig, processes: int, log_level: str) ->
                     child.name, child.exitcode,
                 )  # fmt: skip
                 break
-        start_together.abort()  # children still waiting for a sibling that is gone stop waiting
-        _stop_children(children)
-        for child in children:
-            mark_process_dead(child.pid, metrics_dir)
         return exit_code
     finally:
-        start_together.abort()
+        start_together.abort()  # children still waiting for a sibling that is gone stop waiting
         _stop_children(children)
         for sig, handler in previous.items():
             signal.signal(sig, handler)

@@ -5,7 +5,6 @@ and a worker that stops (exit 1, one line) when its output is refused."""
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import replace
 
 import pytest
@@ -24,6 +23,7 @@ from stream.joiner.event_log import EventLogWriter
 from stream.joiner.state import changelog_topic_name, encode_record, encode_state_key
 from stream.kafka.clients import new_admin, new_producer
 from stream.simulator import EventSimulator
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.kafka
 
@@ -149,10 +149,7 @@ def test_offsets_are_committed_one_commit_after_the_state_that_holds_them(pipeli
         assert written_offset() == 9
         loop._apply_batch(batch[10:])
         loop._commit()  # the state at 9 is acknowledged: commits 10; writes the state at the end
-        deadline = time.monotonic() + 60
-        while committed() != 10:  # an asynchronous commit
-            assert time.monotonic() < deadline, f"offset 10 not committed within 60 s (committed: {committed()})"
-            loop.consumer.poll(0.1)
+        wait_until(lambda: committed() == 10, "offset 10 is committed (an asynchronous commit)", 60)
         loop.producer.flush(30)
         assert written_offset() == len(batch) - 1
         loop._commit_all()  # a revocation or a stop: everything, awaited

@@ -16,6 +16,7 @@ import threading
 import time
 import urllib.request
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -30,6 +31,7 @@ from stream.simulator import EventSimulator
 from tests.conftest import REPO_ROOT
 from tests.stream.joiner.malformed_events import KINDS, corrupt, kinds_for
 from tests.stream.joiner.wrong_clocks import assert_wrong_clock_samples, with_wrong_clocks, wrong_clock_users
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.kafka
 
@@ -64,10 +66,12 @@ class WorkerProcess:
     def wait_metric(self, name: str, at_least: float, failure: str, timeout_s: float = 60) -> None:
         """Until metric ``name`` reaches ``at_least`` while the worker runs; ``failure`` says what
         did not happen in ``timeout_s``."""
-        deadline = time.monotonic() + timeout_s
-        while self.metric(name) < at_least:
-            assert self.process.poll() is None and time.monotonic() < deadline, failure
-            time.sleep(0.05)
+        self.wait_running_until(lambda: self.metric(name) >= at_least, failure, timeout_s)
+
+    def wait_running_until(self, condition: Callable[[], bool], failure: str, timeout_s: float = 60) -> None:
+        """Until ``condition()``; fails at once if the worker exits, or after ``timeout_s``."""
+        wait_until(lambda: self.process.poll() is not None or condition(), failure, timeout_s)
+        assert self.process.poll() is None, f"{failure}: the worker exited with {self.process.returncode}"
 
     def metric(self, name: str) -> float:
         with urllib.request.urlopen(self.metrics_url, timeout=5) as response:
@@ -75,12 +79,8 @@ class WorkerProcess:
         return sum(float(line.split()[-1]) for line in lines if line.split("{")[0].split(" ")[0] == name)
 
     def wait_consumed(self, count: int, timeout_s: float = 120) -> None:
-        deadline = time.monotonic() + timeout_s
         consumed = ("pepnet_joiner_impressions_consumed_total", "pepnet_joiner_actions_consumed_total")
-        while sum(self.metric(n) for n in consumed) < count:
-            assert self.process.poll() is None, f"worker exited with {self.process.returncode}"
-            assert time.monotonic() < deadline, "worker too slow"
-            time.sleep(0.2)
+        self.wait_running_until(lambda: sum(self.metric(n) for n in consumed) >= count, "worker too slow", timeout_s)
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
         if self.process.poll() is None:
@@ -264,12 +264,12 @@ def test_two_workers_share_the_partitions(pipeline_config: PipelineConfig, tmp_p
         for worker in workers:
             worker.wait_ready()
         partitions = pipeline_config.kafka.topics.impressions.partitions
-        deadline = time.monotonic() + 60
-        while (assigned := [w.metric("pepnet_joiner_assigned_partitions") for w in workers]) and (
-            sum(assigned) != partitions or min(assigned) < 1
-        ):
-            assert time.monotonic() < deadline, f"the rebalance did not settle within 60 s: partitions {assigned}"
-            time.sleep(0.05)
+
+        def settled() -> bool:  # every partition owned, and by both workers
+            assigned = [w.metric("pepnet_joiner_assigned_partitions") for w in workers]
+            return sum(assigned) == partitions and min(assigned) >= 1
+
+        wait_until(settled, "the rebalance settles (each worker owns partitions, all are owned)", 60)
         writer = EventLogWriter(pipeline_config.kafka)
         writer.send_events(simulator.events(n))
         writer.flush()
@@ -326,11 +326,7 @@ def test_switching_engines_keeps_the_state(pipeline_config: PipelineConfig, tmp_
     writer.flush()
     first = WorkerProcess(write_worker_config(pipeline_config, tmp_path, "switch", "faust", idle_close_ms=0))
     try:
-        deadline = time.monotonic() + 120
-        while first.metric("pepnet_joiner_samples_emitted_total") < 1:
-            assert first.process.poll() is None, f"faust worker exited with {first.process.returncode}"
-            assert time.monotonic() < deadline, "the faust worker emitted no sample in 120 s"
-            time.sleep(0.2)
+        first.wait_metric("pepnet_joiner_samples_emitted_total", 1, "the faust worker emitted no sample", 120)
     finally:
         first.stop()
     assert first.process.returncode == 0

@@ -8,8 +8,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
-from collections.abc import Callable
 
 import numpy as np
 import psutil
@@ -25,6 +23,7 @@ from stream.trainer.chunk_decoder import ChunkDecoder
 from stream.trainer.decoder_processes import DecoderProcesses
 from stream.trainer.loop import IncrementalTrainer, RunOptions, TrainerPaths, read_manifests
 from tests.conftest import REPO_ROOT
+from tests.waiting import wait_until
 
 from .kafka_samples import fill_samples_topic, simulated_samples, small_config
 from .test_chunk_wire import assert_same_batch
@@ -38,13 +37,6 @@ from .train_process import (
     train_command,
     write_config,
 )
-
-
-def wait_until(condition: Callable[[], object], what: str, timeout_s: float = 120.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting until {what}"
-        time.sleep(0.02)
 
 
 class Collected:
